@@ -1,0 +1,43 @@
+//! The billing service's configuration.
+use std::time::Duration;
+
+use oneflow_runtime::{DatabaseConfig, RedisConfig, Secret, ServerConfig};
+use oneflow_telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::pricing::PricingConfig;
+
+/// Configuration of `oneflow-billing` (see `docs/configuration.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// Listen address and drain bound.
+    pub server: ServerConfig,
+    /// The ledger database (PostgreSQL or SQLite).
+    pub database: DatabaseConfig,
+    /// Counters; an empty URL keeps them in process memory.
+    pub redis: RedisConfig,
+    /// Apply migrations at start-up.
+    pub auto_migrate: bool,
+    /// How long a reservation waits for its settlement.
+    #[serde(with = "humantime_serde")]
+    pub reservation_ttl: Duration,
+    /// Prices and the credit normalisation rate.
+    pub pricing: PricingConfig,
+    /// Logs, metrics, traces.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::new(([0, 0, 0, 0], 50052).into()),
+            database: DatabaseConfig { url: Secret::new("sqlite://billing.db"), ..DatabaseConfig::default() },
+            redis: RedisConfig::default(),
+            auto_migrate: true,
+            reservation_ttl: Duration::from_secs(3600),
+            pricing: PricingConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The `BillingService` gRPC server: validated commands in, precise statuses
+//! out (with `ErrorInfo` codes the gateway maps to OpenAI errors).
+use std::time::Duration;
+
+use oneflow_proto::billing::v1 as pb;
+use oneflow_proto::billing::v1::billing_service_server::BillingService;
+use oneflow_proto::common::v1::{ErrorInfo, Operation, Usage};
+use tonic::{Code, Request, Response, Status};
+
+use crate::counters::{Counters, Reserve};
+use crate::pricing::{PriceBook, PriceError, format_cents, parse_credits};
+use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord};
+
+/// gRPC implementation of the billing service.
+#[derive(Clone, Debug)]
+pub struct BillingGrpc {
+    store: BillingStore,
+    counters: Counters,
+    prices: PriceBook,
+    reservation_ttl: Duration,
+}
+
+fn store_status(e: StoreError) -> Status {
+    tracing::error!(error = %e, "billing store");
+    match e {
+        StoreError::Connect(_) | StoreError::Query(_) => Status::unavailable("billing storage unavailable"),
+        StoreError::Migrate(_) => Status::internal("billing storage error"),
+    }
+}
+
+fn price_status(e: PriceError) -> Status {
+    match e {
+        PriceError::NotPriced(_) => oneflow_proto::status_with_info(
+            Code::FailedPrecondition,
+            e.to_string(),
+            ErrorInfo { code: "model_not_priced".into(), param: "model".into(), ..ErrorInfo::default() },
+        ),
+        PriceError::Overflow => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn counter_status(e: &crate::counters::CounterError) -> Status {
+    tracing::error!(error = %e, "billing counters");
+    metrics::counter!("oneflow_billing_counter_errors_total").increment(1);
+    Status::unavailable("billing counters unavailable")
+}
+
+fn required(value: &str, field: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} is required")));
+    }
+    Ok(())
+}
+
+fn operation_name(op: i32) -> &'static str {
+    match Operation::try_from(op).unwrap_or(Operation::Unspecified) {
+        Operation::Chat => "chat",
+        Operation::Embeddings => "embeddings",
+        Operation::Speech => "speech",
+        Operation::Transcription => "transcription",
+        Operation::Translation => "translation",
+        Operation::Unspecified => "unspecified",
+    }
+}
+
+/// A validated authorize call.
+struct AuthorizeCommand {
+    request_id: String,
+    user_id: String,
+    model: String,
+    worst_case: Usage,
+}
+
+impl TryFrom<pb::AuthorizeRequest> for AuthorizeCommand {
+    type Error = Status;
+    fn try_from(r: pb::AuthorizeRequest) -> Result<Self, Status> {
+        required(&r.request_id, "request_id")?;
+        required(&r.user_id, "user_id")?;
+        required(&r.model, "model")?;
+        Ok(Self { request_id: r.request_id, user_id: r.user_id, model: r.model, worst_case: r.worst_case.unwrap_or_default() })
+    }
+}
+
+impl BillingGrpc {
+    /// A server over its store, counters and prices.
+    pub fn new(store: BillingStore, counters: Counters, prices: PriceBook, reservation_ttl: Duration) -> Self {
+        Self { store, counters, prices, reservation_ttl }
+    }
+
+    /// Grants (or adjusts) credits; idempotent per key. Shared by the RPC and the CLI.
+    pub async fn grant(&self, user_id: &str, amount: i64, kind: EntryKind, key: &str, note: Option<&str>, actor: Option<&str>) -> Result<i64, Status> {
+        let written = self
+            .store
+            .append(&NewEntry { user_id, kind, amount, idempotency_key: key, note, actor_user_id: actor })
+            .await
+            .map_err(store_status)?;
+        if !written.duplicate {
+            self.counters.credit(user_id, amount).await.map_err(|e| counter_status(&e))?;
+        }
+        Ok(written.balance_after)
+    }
+}
+
+#[tonic::async_trait]
+impl BillingService for BillingGrpc {
+    #[tracing::instrument(skip_all)]
+    async fn authorize(&self, request: Request<pb::AuthorizeRequest>) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let cmd = AuthorizeCommand::try_from(request.into_inner())?;
+        let amount = self.prices.charge_cents(&cmd.model, &cmd.worst_case).map_err(price_status)?;
+        let first = self
+            .counters
+            .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, i64::MIN)
+            .await
+            .map_err(|e| counter_status(&e))?;
+        // The counter seeds itself with i64::MIN as "not loaded": load the
+        // balance from the ledger only then, keeping the hot path off the database.
+        let outcome = match first {
+            Reserve::Insufficient { available } if available == i64::MIN => {
+                let balance = self.store.balance(&cmd.user_id).await.map_err(store_status)?;
+                self.counters.credit(&cmd.user_id, balance - i64::MIN).await.map_err(|e| counter_status(&e))?;
+                self.counters
+                    .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, balance)
+                    .await
+                    .map_err(|e| counter_status(&e))?
+            }
+            other => other,
+        };
+        match outcome {
+            Reserve::Reserved { .. } => {
+                metrics::counter!("oneflow_billing_authorizations_total", "result" => "ok").increment(1);
+                Ok(Response::new(pb::AuthorizeResponse {
+                    reservation_id: cmd.request_id,
+                    reserved_credits: format_cents(amount),
+                    requests: None,
+                    tokens: None,
+                }))
+            }
+            Reserve::Insufficient { available } => {
+                metrics::counter!("oneflow_billing_authorizations_total", "result" => "insufficient_credits").increment(1);
+                Err(oneflow_proto::status_with_info(
+                    Code::FailedPrecondition,
+                    format!(
+                        "insufficient credits: this request may cost up to {} credits and {} are available",
+                        format_cents(amount),
+                        format_cents(available.max(0))
+                    ),
+                    ErrorInfo { code: "insufficient_credits".into(), ..ErrorInfo::default() },
+                ))
+            }
+            Reserve::Duplicate => Err(Status::already_exists("this request id is already authorized")),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn settle(&self, request: Request<pb::SettleRequest>) -> Result<Response<pb::SettleResponse>, Status> {
+        let r = request.into_inner();
+        required(&r.request_id, "request_id")?;
+        required(&r.user_id, "user_id")?;
+        required(&r.model, "model")?;
+        let usage = r.usage.unwrap_or_default();
+        let charge = self.prices.charge_cents(&r.model, &usage).map_err(price_status)?;
+        let record = UsageRecord {
+            request_id: &r.request_id,
+            key_id: &r.key_id,
+            model: &r.model,
+            provider: &r.provider,
+            deployment: &r.deployment,
+            operation: operation_name(r.operation),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_tokens: usage.cached_input_tokens,
+            latency_ms: r.latency_millis,
+            status: r.status,
+        };
+        let written = self.store.settle(&r.user_id, charge, &record).await.map_err(store_status)?;
+        if !written.duplicate {
+            let had_reservation = self
+                .counters
+                .release(&r.user_id, &r.request_id, charge)
+                .await
+                .map_err(|e| counter_status(&e))?;
+            if !had_reservation {
+                tracing::warn!(request_id = %r.request_id, "settled without an open reservation");
+            }
+            metrics::counter!("oneflow_credits_consumed_total", "model" => r.model.clone()).increment(u64::try_from(charge).unwrap_or(0));
+            metrics::counter!("oneflow_tokens_total", "model" => r.model.clone(), "provider" => r.provider.clone(), "direction" => "input").increment(usage.input_tokens);
+            metrics::counter!("oneflow_tokens_total", "model" => r.model, "provider" => r.provider, "direction" => "output").increment(usage.output_tokens);
+        }
+        Ok(Response::new(pb::SettleResponse {
+            charged_credits: format_cents(charge),
+            balance: format_cents(written.balance_after),
+            duplicate: written.duplicate,
+        }))
+    }
+
+    async fn acquire_deployment_capacity(
+        &self,
+        _request: Request<pb::AcquireDeploymentCapacityRequest>,
+    ) -> Result<Response<pb::AcquireDeploymentCapacityResponse>, Status> {
+        Err(Status::unimplemented("AcquireDeploymentCapacity is not available in this OneFlow version"))
+    }
+
+    async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Result<Response<pb::Balance>, Status> {
+        let r = request.into_inner();
+        required(&r.user_id, "user_id")?;
+        let balance = self.store.balance(&r.user_id).await.map_err(store_status)?;
+        Ok(Response::new(pb::Balance {
+            user_id: r.user_id,
+            balance: format_cents(balance),
+            reserved: String::new(),
+            available: String::new(),
+        }))
+    }
+
+    async fn grant_credits(&self, request: Request<pb::GrantCreditsRequest>) -> Result<Response<pb::LedgerEntry>, Status> {
+        let r = request.into_inner();
+        required(&r.user_id, "user_id")?;
+        required(&r.idempotency_key, "idempotency_key")?;
+        let amount = parse_credits(&r.amount)
+            .ok_or_else(|| Status::invalid_argument("amount must be a decimal with at most 2 places"))?;
+        let kind = match pb::EntryKind::try_from(r.kind).unwrap_or(pb::EntryKind::Unspecified) {
+            pb::EntryKind::Grant | pb::EntryKind::Unspecified => EntryKind::Grant,
+            pb::EntryKind::TopUp => EntryKind::TopUp,
+            pb::EntryKind::Refund => EntryKind::Refund,
+            pb::EntryKind::Adjustment => EntryKind::Adjustment,
+            pb::EntryKind::Charge => return Err(Status::invalid_argument("charges come from settlement only")),
+        };
+        if amount <= 0 && kind != EntryKind::Adjustment {
+            return Err(Status::invalid_argument("amount must be positive (use an adjustment to remove credits)"));
+        }
+        let note = (!r.note.is_empty()).then_some(r.note.as_str());
+        let actor = (!r.actor_user_id.is_empty()).then_some(r.actor_user_id.as_str());
+        let balance = self.grant(&r.user_id, amount, kind, &r.idempotency_key, note, actor).await?;
+        Ok(Response::new(pb::LedgerEntry {
+            id: String::new(),
+            user_id: r.user_id,
+            kind: r.kind,
+            amount: format_cents(amount),
+            idempotency_key: r.idempotency_key,
+            at_millis: crate::store::now_millis(),
+            balance_after: format_cents(balance),
+        }))
+    }
+
+    async fn list_prices(&self, _request: Request<pb::ListPricesRequest>) -> Result<Response<pb::ListPricesResponse>, Status> {
+        let prices = self
+            .prices
+            .prices()
+            .map(|p| pb::Price {
+                model: p.model.clone(),
+                deployment: String::new(),
+                input_per_million: p.input_per_million.to_string(),
+                output_per_million: p.output_per_million.to_string(),
+                cached_input_per_million: p.cached_input_per_million.unwrap_or(p.input_per_million).to_string(),
+                per_million_characters: String::new(),
+                per_audio_second: String::new(),
+                effective_from_millis: 0,
+            })
+            .collect();
+        Ok(Response::new(pb::ListPricesResponse { prices }))
+    }
+
+    async fn upsert_price(&self, _request: Request<pb::UpsertPriceRequest>) -> Result<Response<pb::Price>, Status> {
+        Err(Status::unimplemented("UpsertPrice is not available in this OneFlow version"))
+    }
+
+    async fn get_usage(&self, _request: Request<pb::GetUsageRequest>) -> Result<Response<pb::GetUsageResponse>, Status> {
+        Err(Status::unimplemented("GetUsage is not available in this OneFlow version"))
+    }
+}

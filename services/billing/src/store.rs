@@ -1,0 +1,270 @@
+//! The ledger database: append-only entries with unique idempotency keys, the
+//! derived balance per account, and one usage record per request. Every
+//! money-moving write is one transaction whose idempotency key makes a repeat a
+//! no-op, so nothing is ever charged twice.
+use oneflow_runtime::{DatabaseConfig, is_postgres};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Transaction};
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/billing/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/billing/sqlite");
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Connecting failed.
+    #[error(transparent)]
+    Connect(#[from] oneflow_runtime::DbError),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Kinds of ledger entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Credits given (sign-up, promotion, bootstrap).
+    Grant,
+    /// Credits bought.
+    TopUp,
+    /// Usage charged.
+    Charge,
+    /// Charge returned.
+    Refund,
+    /// Manual correction (either sign).
+    Adjustment,
+}
+
+impl EntryKind {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Grant => "grant",
+            EntryKind::TopUp => "top_up",
+            EntryKind::Charge => "charge",
+            EntryKind::Refund => "refund",
+            EntryKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// A ledger write request; `amount` is signed hundredths of a credit.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    /// Account.
+    pub user_id: &'a str,
+    /// Kind.
+    pub kind: EntryKind,
+    /// Signed amount added to the balance.
+    pub amount: i64,
+    /// Unique per economic event.
+    pub idempotency_key: &'a str,
+    /// Free text for humans.
+    pub note: Option<&'a str>,
+    /// Who made it.
+    pub actor_user_id: Option<&'a str>,
+}
+
+/// A usage record, written with its charge.
+#[derive(Debug, Clone)]
+pub struct UsageRecord<'a> {
+    /// Request id.
+    pub request_id: &'a str,
+    /// Key id, if a key was used.
+    pub key_id: &'a str,
+    /// Public model name.
+    pub model: &'a str,
+    /// Provider that served it.
+    pub provider: &'a str,
+    /// Deployment that served it.
+    pub deployment: &'a str,
+    /// chat, embeddings, ...
+    pub operation: &'a str,
+    /// Tokens.
+    pub input_tokens: u64,
+    /// Tokens.
+    pub output_tokens: u64,
+    /// Tokens.
+    pub cached_tokens: u64,
+    /// Latency seen by the gateway.
+    pub latency_ms: u64,
+    /// HTTP status the client got.
+    pub status: u32,
+}
+
+/// Outcome of an idempotent ledger write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The balance after the entry (or now, for a duplicate).
+    pub balance_after: i64,
+    /// The idempotency key had been used before; nothing was written.
+    pub duplicate: bool,
+}
+
+/// Handle to the billing database.
+#[derive(Clone, Debug)]
+pub struct BillingStore {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl BillingStore {
+    /// Opens the database named by `config.url`.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        let pool = oneflow_runtime::connect_database(config).await?;
+        Ok(Self { pool, postgres: is_postgres(config.url.expose()) })
+    }
+
+    /// Applies this service's migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.postgres {
+            POSTGRES_MIGRATIONS.run(&self.pool).await?;
+        } else {
+            SQLITE_MIGRATIONS.run(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Readiness: one round trip.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The account's balance in hundredths of a credit (0 for a new account).
+    pub async fn balance(&self, user_id: &str) -> Result<i64, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM accounts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(0, |r| r.0))
+    }
+
+    /// Appends `entry` unless its idempotency key exists, updating the balance.
+    pub async fn append(&self, entry: &NewEntry<'_>) -> Result<Written, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let written = append_in(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Charges a request's usage and records it, once per request id.
+    pub async fn settle(&self, user_id: &str, charge: i64, usage: &UsageRecord<'_>) -> Result<Written, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let key = format!("charge:{}", usage.request_id);
+        let written = append_in(
+            &mut tx,
+            &NewEntry {
+                user_id,
+                kind: EntryKind::Charge,
+                amount: -charge,
+                idempotency_key: &key,
+                note: None,
+                actor_user_id: None,
+            },
+        )
+        .await?;
+        if !written.duplicate {
+            sqlx::query(
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
+                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (request_id) DO NOTHING",
+            )
+            .bind(usage.request_id)
+            .bind(user_id)
+            .bind(usage.key_id)
+            .bind(usage.model)
+            .bind(usage.provider)
+            .bind(usage.deployment)
+            .bind(usage.operation)
+            .bind(to_i64(usage.input_tokens))
+            .bind(to_i64(usage.output_tokens))
+            .bind(to_i64(usage.cached_tokens))
+            .bind(charge)
+            .bind(to_i64(usage.latency_ms))
+            .bind(i32::try_from(usage.status).unwrap_or(0))
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Sum of all ledger amounts of an account (equals its balance; for audits and tests).
+    pub async fn ledger_sum(&self, user_id: &str) -> Result<i64, StoreError> {
+        let row: (Option<i64>,) =
+            sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.0.unwrap_or(0))
+    }
+
+    /// Number of usage records of an account.
+    pub async fn usage_count(&self, user_id: &str) -> Result<i64, StoreError> {
+        let row: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.0)
+    }
+}
+
+async fn append_in(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> Result<Written, StoreError> {
+    let now = now_millis();
+    // Create the account row first so the balance update below locks it
+    // (PostgreSQL) and concurrent settlements serialise on it.
+    sqlx::query("INSERT INTO accounts (user_id, balance, updated_at) VALUES ($1, 0, $2) ON CONFLICT (user_id) DO NOTHING")
+        .bind(entry.user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    let (balance,): (i64,) =
+        sqlx::query_as("UPDATE accounts SET balance = balance + $1, updated_at = $2 WHERE user_id = $3 RETURNING balance")
+            .bind(entry.amount)
+            .bind(now)
+            .bind(entry.user_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO ledger_entries (id, user_id, kind, amount, idempotency_key, note, actor_user_id, balance_after, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(entry.user_id)
+    .bind(entry.kind.as_str())
+    .bind(entry.amount)
+    .bind(entry.idempotency_key)
+    .bind(entry.note)
+    .bind(entry.actor_user_id)
+    .bind(balance)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // A repeat: undo the balance change inside the same transaction.
+        let (balance,): (i64,) =
+            sqlx::query_as("UPDATE accounts SET balance = balance - $1 WHERE user_id = $2 RETURNING balance")
+                .bind(entry.amount)
+                .bind(entry.user_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        return Ok(Written { balance_after: balance, duplicate: true });
+    }
+    Ok(Written { balance_after: balance, duplicate: false })
+}

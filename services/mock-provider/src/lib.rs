@@ -1,0 +1,335 @@
+//! # oneflow-mock-provider
+//!
+//! OneFlow is a gateway: almost everything it does (routing, retries, circuit
+//! breaking, streaming pass-through, usage metering, tracing) only shows when
+//! there is an upstream model provider behind it. Real providers are slow,
+//! cost money, are non-deterministic and cannot be told to fail on cue, so
+//! tests, the demo and the benchmarks talk to this crate instead.
+//!
+//! It serves OpenAI's wire format (chat completions, streaming chunks,
+//! embeddings, models) with **deterministic** content and token usage, and can
+//! be **scripted per request** — through `x-mock-*` request headers or
+//! `mock_*` keys of the chat body's `metadata` object — to add latency, slow
+//! down streams, answer with an error status, cut a stream mid-way, or reply
+//! with a fixed text. See [`router`] for the routes and the `script` module
+//! docs for the directives.
+//!
+//! The hot path is lock-free apart from one uncontended mutex around the last
+//! seen `traceparent`, so the provider comfortably exceeds the request rates
+//! the benchmarks need.
+//!
+//! Public API: [`MockConfig`], [`MockState`], [`MockStats`] and [`router`].
+
+mod chat;
+mod embeddings;
+mod error;
+mod models;
+mod script;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use stats::MockStats;
+
+/// Static configuration of a mock provider instance.
+///
+/// Every field has a default, so an empty TOML/JSON object is a valid
+/// configuration; unknown fields are rejected to catch typos.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockConfig {
+    /// Model ids accepted by `POST /v1/chat/completions` (others get a 404).
+    pub chat_models: Vec<String>,
+    /// Model ids accepted by `POST /v1/embeddings` (others get a 404).
+    pub embedding_models: Vec<String>,
+    /// Length of every embedding vector unless the request sets `dimensions`.
+    pub embedding_dimensions: usize,
+    /// Delay before the first byte of every chat/embeddings response
+    /// (overridable per request with `x-mock-latency-ms`).
+    #[serde(with = "humantime_serde")]
+    pub first_byte_latency: Duration,
+    /// Delay between two SSE events of a streamed chat completion
+    /// (overridable per request with `x-mock-chunk-interval-ms`).
+    #[serde(with = "humantime_serde")]
+    pub chunk_interval: Duration,
+    /// Fraction (0..=1) of chat/embeddings requests answered with
+    /// [`MockConfig::error_status`] (overridable with `x-mock-error-rate`).
+    pub error_rate: f64,
+    /// HTTP status used for errors injected through `error_rate`.
+    pub error_status: u16,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            chat_models: vec!["mock-gpt".to_owned(), "mock-gpt-mini".to_owned()],
+            embedding_models: vec!["mock-embed".to_owned()],
+            embedding_dimensions: 16,
+            first_byte_latency: Duration::ZERO,
+            chunk_interval: Duration::ZERO,
+            error_rate: 0.0,
+            error_status: 500,
+        }
+    }
+}
+
+/// Shared state of a mock provider: its configuration and its counters.
+///
+/// Cheap to clone (one `Arc` inside); every clone sees the same counters, so
+/// a test can keep one clone to inspect [`MockState::stats`] while the router
+/// owns another.
+#[derive(Debug, Clone)]
+pub struct MockState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: MockConfig,
+    counters: stats::Counters,
+}
+
+impl MockState {
+    /// Creates the state for a provider running with `config`.
+    pub fn new(config: MockConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                counters: stats::Counters::default(),
+            }),
+        }
+    }
+
+    /// Returns a snapshot of the request counters.
+    pub fn stats(&self) -> MockStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Zeroes every counter and forgets the last `traceparent` (what
+    /// `POST /mock/reset` does).
+    pub fn reset(&self) {
+        self.inner.counters.reset();
+    }
+
+    /// The configuration this provider runs with.
+    pub fn config(&self) -> &MockConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn counters(&self) -> &stats::Counters {
+        &self.inner.counters
+    }
+}
+
+impl Default for MockState {
+    fn default() -> Self {
+        Self::new(MockConfig::default())
+    }
+}
+
+/// Builds the axum router serving every route of the mock provider:
+///
+/// | route | answer |
+/// | --- | --- |
+/// | `POST /v1/chat/completions` | `chat.completion` object, or an SSE stream of `chat.completion.chunk` objects when `"stream": true` |
+/// | `POST /v1/embeddings` | `list` of `embedding` objects (`float` or `base64` encoding) |
+/// | `GET /v1/models` | `list` of every configured chat and embedding model |
+/// | `GET /v1/models/{id}` | one `model` object, or 404 `model_not_found` |
+/// | `GET /healthz` | `200 ok` |
+/// | `GET /mock/stats` | [`MockStats`] as JSON |
+/// | `POST /mock/reset` | zeroes the counters, answers the zeroed [`MockStats`] |
+///
+/// Any other path answers 404 with an OpenAI-shaped error body.
+pub fn router(state: MockState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::create_embeddings))
+        .route("/v1/models", get(models::list_models))
+        .route("/v1/models/{*id}", get(models::get_model))
+        .route("/healthz", get(healthz))
+        .route("/mock/stats", get(stats::stats_handler))
+        .route("/mock/reset", post(stats::reset_handler))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn fallback(method: Method, uri: Uri) -> Response {
+    error::ApiError::invalid_url(&method, &uri).into_response()
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Helpers shared by the unit tests of every module.
+
+    use axum::body::Body;
+    use axum::http::{Request, Response};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::{MockConfig, MockState, router};
+
+    /// Sends one request through a fresh router over `state`.
+    pub async fn send(state: &MockState, request: Request<Body>) -> Response<Body> {
+        router(state.clone()).oneshot(request).await.unwrap()
+    }
+
+    /// A JSON POST with optional extra headers.
+    pub fn post_json(
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Request<Body> {
+        let mut builder = Request::post(path).header("content-type", "application/json");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::from(body.to_string())).unwrap()
+    }
+
+    /// Collects a response body into bytes.
+    pub async fn body_bytes(response: Response<Body>) -> bytes::Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    /// Collects a response body and parses it as JSON.
+    pub async fn body_json(response: Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(&body_bytes(response).await).unwrap()
+    }
+
+    /// State with the default configuration.
+    pub fn default_state() -> MockState {
+        MockState::new(MockConfig::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use serde_json::json;
+
+    use super::test_util::{body_bytes, body_json, default_state, post_json, send};
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_deny_unknown_fields() {
+        let config: MockConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config.chat_models, ["mock-gpt", "mock-gpt-mini"]);
+        assert_eq!(config.embedding_models, ["mock-embed"]);
+        assert_eq!(config.embedding_dimensions, 16);
+        assert_eq!(config.first_byte_latency, Duration::ZERO);
+        assert_eq!(config.error_status, 500);
+
+        let config: MockConfig =
+            serde_json::from_value(json!({"first_byte_latency": "150ms", "chunk_interval": "2s"}))
+                .unwrap();
+        assert_eq!(config.first_byte_latency, Duration::from_millis(150));
+        assert_eq!(config.chunk_interval, Duration::from_secs(2));
+
+        assert!(serde_json::from_value::<MockConfig>(json!({"chat_model": []})).is_err());
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_ok() {
+        let state = default_state();
+        let response = send(
+            &state,
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(&body_bytes(response).await[..], b"ok");
+    }
+
+    #[tokio::test]
+    async fn unknown_route_gets_openai_shaped_404() {
+        let state = default_state();
+        let response = send(
+            &state,
+            Request::post("/v1/nope").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["message"], "Invalid URL (POST /v1/nope)");
+    }
+
+    #[tokio::test]
+    async fn stats_count_record_headers_and_reset() {
+        let state = default_state();
+        let chat = json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]});
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+        let response = send(
+            &state,
+            post_json(
+                "/v1/chat/completions",
+                &chat,
+                &[
+                    ("traceparent", traceparent),
+                    ("authorization", "Bearer sk-test"),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let stats = state.stats();
+        assert_eq!(stats.chat_requests, 1);
+        assert_eq!(stats.last_traceparent.as_deref(), Some(traceparent));
+        assert!(stats.last_authorization_present);
+
+        let mut stream = chat.clone();
+        stream["stream"] = json!(true);
+        let response = send(&state, post_json("/v1/chat/completions", &stream, &[])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let _ = body_bytes(response).await;
+
+        let embed = json!({"model": "mock-embed", "input": "hello"});
+        let response = send(&state, post_json("/v1/embeddings", &embed, &[])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+
+        let response = send(
+            &state,
+            post_json("/v1/chat/completions", &chat, &[("x-mock-status", "503")]),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let response = send(
+            &state,
+            Request::get("/mock/stats").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let stats: MockStats = serde_json::from_value(body_json(response).await).unwrap();
+        assert_eq!(stats.chat_requests, 3);
+        assert_eq!(stats.stream_requests, 1);
+        assert_eq!(stats.embedding_requests, 1);
+        assert_eq!(stats.errors_injected, 1);
+        assert_eq!(stats.last_traceparent, None);
+        assert!(!stats.last_authorization_present);
+
+        let response = send(
+            &state,
+            Request::post("/mock/reset").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let stats = state.stats();
+        assert_eq!(stats.chat_requests, 0);
+        assert_eq!(stats.stream_requests, 0);
+        assert_eq!(stats.embedding_requests, 0);
+        assert_eq!(stats.errors_injected, 0);
+    }
+}

@@ -1,0 +1,54 @@
+//! `oneflow-mock-provider`: a deployable OpenAI-compatible upstream with
+//! scripted latency, errors and stream cuts, for tests, demos and benchmarks.
+use clap::Parser as _;
+use oneflow_mock_provider::{MockConfig, MockState, router};
+use oneflow_runtime::{Cli, Command, ServerConfig};
+use oneflow_telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+
+/// Configuration of the mock provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MockServiceConfig {
+    server: ServerConfig,
+    mock: MockConfig,
+    telemetry: TelemetryConfig,
+}
+
+impl Default for MockServiceConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::new(([0, 0, 0, 0], 8090).into()),
+            mock: MockConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::<oneflow_runtime::NoExtra>::parse();
+    let config: MockServiceConfig = oneflow_runtime::load_config(cli.config.as_deref(), &cli.overrides())?;
+    match cli.command.clone().unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let telemetry = oneflow_telemetry::init(&config.telemetry, "oneflow-mock-provider")?;
+            let listener = oneflow_runtime::bind(config.server.listen).await?;
+            tracing::info!(addr = %listener.local_addr()?, "mock provider listening");
+            let app = router(MockState::new(config.mock));
+            oneflow_runtime::serve(listener, app, oneflow_runtime::shutdown_on_signal(), config.server.shutdown_grace)
+                .await?;
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+        }
+        Command::Migrate => {}
+        Command::CheckConfig => emit(&serde_json::to_string_pretty(&config)?),
+        Command::HealthCheck { url } => oneflow_runtime::health_check(url.as_deref(), config.server.listen).await?,
+        Command::Extra(never) => match never {},
+    }
+    Ok(())
+}
+
+/// Command output goes to stdout (logs go to stderr).
+#[expect(clippy::print_stdout, reason = "command output")]
+fn emit(text: &str) {
+    println!("{text}");
+}

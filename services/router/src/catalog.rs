@@ -1,0 +1,220 @@
+//! The resolved routing table: configuration checked once at start-up (every
+//! reference exists, credentials are readable) and turned into shared
+//! deployments carrying their breaker and live statistics.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use oneflow_resilience::CircuitBreaker;
+use oneflow_runtime::Secret;
+
+use crate::config::{ModelOperation, ProviderKind, RouterConfig};
+
+/// A provider with its credential resolved.
+#[derive(Debug)]
+pub struct Provider {
+    /// Name.
+    pub name: String,
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// API key, when the provider needs one.
+    pub api_key: Option<Secret>,
+}
+
+/// Live statistics of a deployment (passive health).
+#[derive(Debug, Default)]
+pub struct DeploymentStats {
+    /// Requests in flight now.
+    pub in_flight: AtomicU64,
+    ewma: Mutex<(f64, f64)>,
+}
+
+const EWMA_ALPHA: f64 = 0.2;
+
+impl DeploymentStats {
+    /// Folds one outcome into the latency and error-rate averages.
+    pub fn record(&self, latency_ms: f64, failed: bool) {
+        if let Ok(mut g) = self.ewma.lock() {
+            let (lat, err) = *g;
+            let e = if failed { 1.0 } else { 0.0 };
+            *g = if lat == 0.0 && err == 0.0 {
+                (latency_ms, e)
+            } else {
+                (lat + EWMA_ALPHA * (latency_ms - lat), err + EWMA_ALPHA * (e - err))
+            };
+        }
+    }
+    /// (EWMA latency in ms, EWMA error rate).
+    pub fn snapshot(&self) -> (f64, f64) {
+        self.ewma.lock().map_or((0.0, 0.0), |g| *g)
+    }
+}
+
+/// A deployment: where a request for a model can go.
+#[derive(Debug)]
+pub struct Deployment {
+    /// Name.
+    pub name: String,
+    /// Its provider.
+    pub provider: Arc<Provider>,
+    /// Model name sent upstream.
+    pub upstream_model: String,
+    /// Its circuit breaker.
+    pub breaker: CircuitBreaker,
+    /// Its live statistics.
+    pub stats: DeploymentStats,
+}
+
+/// A public model.
+#[derive(Debug)]
+pub struct Model {
+    /// Public name.
+    pub name: String,
+    /// Chat or embeddings.
+    pub operation: ModelOperation,
+    /// Fallback chain.
+    pub deployments: Vec<Arc<Deployment>>,
+    /// Context window.
+    pub context_window: u64,
+    /// Output cap.
+    pub max_output_tokens: u64,
+}
+
+/// The configuration does not hold together.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A name is used twice.
+    #[error("duplicate {kind} name `{name}`")]
+    Duplicate {
+        /// provider, deployment or model
+        kind: &'static str,
+        /// the name
+        name: String,
+    },
+    /// A reference points nowhere.
+    #[error("{from} refers to unknown {kind} `{name}`")]
+    Unknown {
+        /// the referring item
+        from: String,
+        /// provider or deployment
+        kind: &'static str,
+        /// the missing name
+        name: String,
+    },
+    /// A credential could not be read.
+    #[error("provider `{0}`: cannot read its API key file")]
+    Credential(String),
+    /// A model has no deployment.
+    #[error("model `{0}` has no deployments")]
+    Empty(String),
+}
+
+/// Every public model by name.
+#[derive(Debug)]
+pub struct Catalog {
+    models: HashMap<String, Arc<Model>>,
+    deployments: Vec<Arc<Deployment>>,
+}
+
+impl Catalog {
+    /// Resolves and checks the configuration.
+    pub fn build(config: &RouterConfig) -> Result<Self, CatalogError> {
+        let mut providers = HashMap::new();
+        for p in &config.providers {
+            let api_key = match (&p.api_key_file, &p.api_key_env) {
+                (Some(file), _) => Some(Secret::new(
+                    std::fs::read_to_string(file).map_err(|_| CatalogError::Credential(p.name.clone()))?.trim(),
+                )),
+                (None, Some(var)) => std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret::new),
+                (None, None) => None,
+            };
+            let provider = Provider {
+                name: p.name.clone(),
+                kind: p.kind,
+                base_url: p.base_url.trim_end_matches('/').to_owned(),
+                api_key,
+            };
+            if providers.insert(p.name.clone(), Arc::new(provider)).is_some() {
+                return Err(CatalogError::Duplicate { kind: "provider", name: p.name.clone() });
+            }
+        }
+        let mut deployments = HashMap::new();
+        let mut all = Vec::new();
+        for d in &config.deployments {
+            let provider = providers.get(&d.provider).cloned().ok_or_else(|| CatalogError::Unknown {
+                from: format!("deployment `{}`", d.name),
+                kind: "provider",
+                name: d.provider.clone(),
+            })?;
+            let dep = Arc::new(Deployment {
+                name: d.name.clone(),
+                provider,
+                upstream_model: d.upstream_model.clone(),
+                breaker: CircuitBreaker::new(config.breaker.clone()),
+                stats: DeploymentStats::default(),
+            });
+            all.push(dep.clone());
+            if deployments.insert(d.name.clone(), dep).is_some() {
+                return Err(CatalogError::Duplicate { kind: "deployment", name: d.name.clone() });
+            }
+        }
+        let mut models = HashMap::new();
+        for m in &config.models {
+            if m.deployments.is_empty() {
+                return Err(CatalogError::Empty(m.name.clone()));
+            }
+            let chain = m
+                .deployments
+                .iter()
+                .map(|name| {
+                    deployments.get(name).cloned().ok_or_else(|| CatalogError::Unknown {
+                        from: format!("model `{}`", m.name),
+                        kind: "deployment",
+                        name: name.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let model = Model {
+                name: m.name.clone(),
+                operation: m.operation,
+                deployments: chain,
+                context_window: m.context_window,
+                max_output_tokens: m.max_output_tokens,
+            };
+            if models.insert(m.name.clone(), Arc::new(model)).is_some() {
+                return Err(CatalogError::Duplicate { kind: "model", name: m.name.clone() });
+            }
+        }
+        Ok(Self { models, deployments: all })
+    }
+
+    /// The model named `name`.
+    pub fn model(&self, name: &str) -> Option<Arc<Model>> {
+        self.models.get(name).cloned()
+    }
+
+    /// Every model, sorted by name.
+    pub fn models(&self) -> Vec<Arc<Model>> {
+        let mut v: Vec<_> = self.models.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Every deployment.
+    pub fn deployments(&self) -> &[Arc<Deployment>] {
+        &self.deployments
+    }
+}
+
+/// Counts a request in flight.
+pub(crate) fn inc(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// Counts a request done.
+pub(crate) fn dec(counter: &AtomicU64) {
+    counter.fetch_sub(1, Ordering::Relaxed);
+}

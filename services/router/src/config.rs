@@ -1,0 +1,142 @@
+//! The router's configuration: providers (credentials by reference, never
+//! inline), deployments (a provider + upstream model) and public models that
+//! map to an ordered list of deployments (the fallback chain).
+use std::time::Duration;
+
+use oneflow_resilience::BreakerConfig;
+use oneflow_runtime::ServerConfig;
+use oneflow_telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+
+/// Wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI itself or any server speaking its API (Ollama, vLLM, Groq, the mock…).
+    OpenaiCompatible,
+}
+
+/// An upstream account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Unique name, referenced by deployments.
+    pub name: String,
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Environment variable holding the API key (read at start-up).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding the API key (a mounted secret).
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+}
+
+/// A provider + upstream model pair that can serve requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// Unique name.
+    pub name: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model name the upstream expects.
+    pub upstream_model: String,
+}
+
+/// What a public model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelOperation {
+    /// Chat completions.
+    Chat,
+    /// Embeddings.
+    Embeddings,
+}
+
+/// A public model name and the deployments behind it, in fallback order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients send.
+    pub name: String,
+    /// Chat or embeddings.
+    pub operation: ModelOperation,
+    /// Deployment names, tried in order.
+    pub deployments: Vec<String>,
+    /// Context window in tokens (reported by `/v1/models`).
+    #[serde(default)]
+    pub context_window: u64,
+    /// Output cap used for worst-case reservations when a request sets none.
+    #[serde(default = "default_max_output")]
+    pub max_output_tokens: u64,
+}
+
+fn default_max_output() -> u64 {
+    4096
+}
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    /// TCP+TLS connect.
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    /// A whole non-streaming call.
+    #[serde(with = "humantime_serde")]
+    pub read: Duration,
+    /// Streams: until the first event.
+    #[serde(with = "humantime_serde")]
+    pub first_token: Duration,
+    /// Streams: the whole stream.
+    #[serde(with = "humantime_serde")]
+    pub stream_total: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(30),
+            first_token: Duration::from_secs(30),
+            stream_total: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Configuration of `oneflow-router` (see `docs/configuration.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    /// Listen address and drain bound.
+    pub server: ServerConfig,
+    /// Upstream accounts.
+    pub providers: Vec<ProviderConfig>,
+    /// Provider + model pairs.
+    pub deployments: Vec<DeploymentConfig>,
+    /// Public models.
+    pub models: Vec<ModelConfig>,
+    /// Upstream timeouts.
+    pub timeouts: TimeoutConfig,
+    /// Per-deployment circuit breaker.
+    pub breaker: BreakerConfig,
+    /// Logs, metrics, traces.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::new(([0, 0, 0, 0], 50053).into()),
+            providers: Vec::new(),
+            deployments: Vec::new(),
+            models: Vec::new(),
+            timeouts: TimeoutConfig::default(),
+            breaker: BreakerConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}

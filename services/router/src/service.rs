@@ -1,0 +1,386 @@
+//! The `RouterService` gRPC server: picks a deployment along the model's
+//! fallback chain (skipping open breakers), calls it, and relays the answer.
+//! Streams are relayed event by event with their usage always counted: the
+//! upstream is always asked for usage, and a stream that breaks off ends with
+//! the usage seen so far followed by an error event, never a clean end.
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource as _;
+use futures::{Stream, StreamExt as _};
+use oneflow_proto::common::v1::{ErrorInfo, Operation, Usage};
+use oneflow_proto::router::v1 as pb;
+use oneflow_proto::router::v1::router_service_server::RouterService;
+use oneflow_resilience::{Retryable as _, with_deadlines};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+
+use crate::catalog::{Catalog, Deployment, Model, dec, inc};
+use crate::config::{ModelOperation, TimeoutConfig};
+use crate::upstream::{Upstream, UpstreamError, usage_of};
+
+/// gRPC implementation of the router.
+#[derive(Debug, Clone)]
+pub struct RouterGrpc {
+    catalog: Arc<Catalog>,
+    upstream: Upstream,
+    timeouts: TimeoutConfig,
+}
+
+/// A validated model request: the JSON body and the model it names.
+struct ModelCall {
+    body: Map<String, Value>,
+    model: Arc<Model>,
+}
+
+fn invalid(param: &str, message: impl Into<String>) -> Status {
+    oneflow_proto::status_with_info(
+        Code::InvalidArgument,
+        message,
+        ErrorInfo { code: "invalid_request_error".into(), param: param.into(), ..ErrorInfo::default() },
+    )
+}
+
+fn parse_call(catalog: &Catalog, body: &[u8], operation: ModelOperation, required: &str) -> Result<ModelCall, Status> {
+    let body: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| invalid("", format!("request body is not a JSON object: {e}")))?;
+    let name = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => return Err(invalid("model", "`model` is required and must be a string")),
+    };
+    if !body.contains_key(required) {
+        return Err(invalid(required, format!("`{required}` is required")));
+    }
+    let model = catalog
+        .model(&name)
+        .filter(|m| m.operation == operation)
+        .ok_or_else(|| {
+            oneflow_proto::status_with_info(
+                Code::NotFound,
+                format!("The model `{name}` does not exist or you do not have access to it."),
+                ErrorInfo { code: "model_not_found".into(), param: "model".into(), ..ErrorInfo::default() },
+            )
+        })?;
+    Ok(ModelCall { body, model })
+}
+
+/// The one mapping from upstream failures to statuses.
+fn upstream_status(e: UpstreamError) -> Status {
+    let millis = |d: Option<std::time::Duration>| d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    match e {
+        UpstreamError::Status { status, message, code, retry_after } => match status {
+            429 => oneflow_proto::status_with_info(
+                Code::ResourceExhausted,
+                message,
+                ErrorInfo { code: "rate_limit_exceeded".into(), retry_after_millis: millis(retry_after), upstream_status: 429, ..ErrorInfo::default() },
+            ),
+            401 | 403 => oneflow_proto::status_with_info(
+                Code::Unavailable,
+                "the upstream provider rejected the gateway's credentials",
+                ErrorInfo { code: "upstream_auth_error".into(), upstream_status: 502, ..ErrorInfo::default() },
+            ),
+            s if s >= 500 => oneflow_proto::status_with_info(
+                Code::Unavailable,
+                format!("upstream provider error (HTTP {s})"),
+                ErrorInfo { code: "upstream_error".into(), retry_after_millis: millis(retry_after), upstream_status: 502, ..ErrorInfo::default() },
+            ),
+            s => oneflow_proto::status_with_info(
+                Code::InvalidArgument,
+                message,
+                ErrorInfo { code: code.unwrap_or_else(|| "invalid_request_error".into()), upstream_status: u32::from(s), ..ErrorInfo::default() },
+            ),
+        },
+        UpstreamError::Connect | UpstreamError::Protocol => oneflow_proto::status_with_info(
+            Code::Unavailable,
+            "the upstream provider is unreachable",
+            ErrorInfo { code: "upstream_error".into(), upstream_status: 502, ..ErrorInfo::default() },
+        ),
+        UpstreamError::Timeout => Status::deadline_exceeded("the upstream provider timed out"),
+    }
+}
+
+fn to_bytes(body: &Map<String, Value>) -> Result<Bytes, Status> {
+    serde_json::to_vec(body).map(Bytes::from).map_err(|_| Status::internal("cannot encode the upstream request"))
+}
+
+fn route(dep: &Deployment, attempts: u32) -> pb::Route {
+    pb::Route {
+        provider: dep.provider.name.clone(),
+        deployment: dep.name.clone(),
+        upstream_model: dep.upstream_model.clone(),
+        variant: String::new(),
+        cache_hit: false,
+        attempts,
+    }
+}
+
+/// Rough input-token estimate (4 bytes a token) for streams cut before the
+/// upstream reported usage.
+fn estimate_input_tokens(body: &Map<String, Value>) -> u64 {
+    let bytes = body.get("messages").map_or(0, |m| m.to_string().len());
+    u64::try_from(bytes.div_ceil(4)).unwrap_or(u64::MAX)
+}
+
+type ChatStream = Pin<Box<dyn Stream<Item = Result<pb::ChatStreamEvent, Status>> + Send>>;
+type SpeechStream = Pin<Box<dyn Stream<Item = Result<pb::SpeechEvent, Status>> + Send>>;
+
+fn event(e: pb::chat_stream_event::Event) -> Result<pb::ChatStreamEvent, Status> {
+    Ok(pb::ChatStreamEvent { event: Some(e) })
+}
+
+impl RouterGrpc {
+    /// A router over `catalog`.
+    pub fn new(catalog: Arc<Catalog>, upstream: Upstream, timeouts: TimeoutConfig) -> Self {
+        Self { catalog, upstream, timeouts }
+    }
+
+    /// Tries the model's deployments in order until one answers.
+    async fn dispatch(
+        &self,
+        call: &ModelCall,
+        path: &str,
+        stream: bool,
+    ) -> Result<(Arc<Deployment>, reqwest::Response, u32), Status> {
+        let mut last: Option<Status> = None;
+        let mut attempts = 0u32;
+        for dep in &call.model.deployments {
+            let Ok(permit) = dep.breaker.try_acquire() else {
+                metrics::counter!("oneflow_router_breaker_skips_total", "deployment" => dep.name.clone()).increment(1);
+                continue;
+            };
+            attempts += 1;
+            let mut body = call.body.clone();
+            body.insert("model".into(), Value::String(dep.upstream_model.clone()));
+            if stream {
+                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(o) = opts {
+                    o.insert("include_usage".into(), Value::Bool(true));
+                }
+            }
+            let bytes = to_bytes(&body)?;
+            let start = Instant::now();
+            inc(&dep.stats.in_flight);
+            let sent = self.upstream.post(dep, path, bytes, stream);
+            let result = if stream {
+                tokio::time::timeout(self.timeouts.first_token, sent).await.unwrap_or(Err(UpstreamError::Timeout))
+            } else {
+                sent.await
+            };
+            dec(&dep.stats.in_flight);
+            let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+            match result {
+                Ok(resp) => {
+                    permit.success();
+                    dep.stats.record(elapsed, false);
+                    return Ok((dep.clone(), resp, attempts));
+                }
+                Err(e) if e.is_retryable() => {
+                    permit.failure();
+                    dep.stats.record(elapsed, true);
+                    metrics::counter!("oneflow_router_upstream_failures_total", "deployment" => dep.name.clone()).increment(1);
+                    tracing::warn!(deployment = %dep.name, error = %e, "upstream failed; falling over");
+                    last = Some(upstream_status(e));
+                }
+                Err(e) => {
+                    drop(permit);
+                    dep.stats.record(elapsed, false);
+                    return Err(upstream_status(e));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            oneflow_proto::status_with_info(
+                Code::Unavailable,
+                format!("no healthy deployment for model `{}`", call.model.name),
+                ErrorInfo { code: "no_healthy_deployment".into(), retry_after_millis: 1000, ..ErrorInfo::default() },
+            )
+        }))
+    }
+
+    async fn unary(&self, call: &ModelCall, path: &str) -> Result<(pb::Route, Bytes, Usage), Status> {
+        let (dep, resp, attempts) = self.dispatch(call, path, false).await?;
+        let body = Upstream::body(resp).await.map_err(upstream_status)?;
+        let usage = usage_of(&body).map(Usage::from).unwrap_or_default();
+        Ok((route(&dep, attempts), body, usage))
+    }
+}
+
+#[tonic::async_trait]
+impl RouterService for RouterGrpc {
+    #[tracing::instrument(skip_all)]
+    async fn chat_completion(&self, request: Request<pb::ChatRequest>) -> Result<Response<pb::ChatResponse>, Status> {
+        let r = request.into_inner();
+        let mut call = parse_call(&self.catalog, &r.body, ModelOperation::Chat, "messages")?;
+        call.body.remove("stream");
+        call.body.remove("stream_options");
+        let (route, body, usage) = self.unary(&call, "/chat/completions").await?;
+        Ok(Response::new(pb::ChatResponse { route: Some(route), body: body.to_vec(), usage: Some(usage) }))
+    }
+
+    type StreamChatCompletionStream = ChatStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn stream_chat_completion(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<Self::StreamChatCompletionStream>, Status> {
+        use pb::chat_stream_event::Event;
+        let r = request.into_inner();
+        let mut call = parse_call(&self.catalog, &r.body, ModelOperation::Chat, "messages")?;
+        let include_usage = call
+            .body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        call.body.insert("stream".into(), Value::Bool(true));
+        let input_estimate = estimate_input_tokens(&call.body);
+        let (dep, resp, attempts) = self.dispatch(&call, "/chat/completions", true).await?;
+        let (tx, rx) = mpsc::channel(64);
+        let first_token = self.timeouts.first_token;
+        let total = self.timeouts.stream_total;
+        let route = route(&dep, attempts);
+        tokio::spawn(async move {
+            if tx.send(event(Event::Route(route))).await.is_err() {
+                return;
+            }
+            let events = with_deadlines(resp.bytes_stream().eventsource(), first_token, total);
+            let mut events = std::pin::pin!(events);
+            let mut usage: Option<Usage> = None;
+            let mut chunks = 0u64;
+            let mut failure: Option<String> = None;
+            let mut done = false;
+            while let Some(item) = events.next().await {
+                let ev = match item {
+                    Ok(Ok(ev)) => ev,
+                    Ok(Err(_)) => {
+                        failure = Some("the upstream stream broke off".to_owned());
+                        break;
+                    }
+                    Err(deadline) => {
+                        failure = Some(deadline.to_string());
+                        break;
+                    }
+                };
+                if ev.data.trim() == "[DONE]" {
+                    done = true;
+                    break;
+                }
+                let data = ev.data.into_bytes();
+                let mut forward = true;
+                if memchr_usage(&data) {
+                    if let Some(u) = usage_of(&data) {
+                        usage = Some(u.into());
+                        // The usage-only chunk we asked for on the client's behalf.
+                        forward = include_usage || !has_empty_choices(&data);
+                    }
+                }
+                if !forward {
+                    continue;
+                }
+                chunks += 1;
+                if tx.send(event(Event::Data(data))).await.is_err() {
+                    // The caller went away: dropping the response cancels the upstream call.
+                    return;
+                }
+            }
+            if !done && failure.is_none() {
+                failure = Some("the upstream closed the stream before it finished".to_owned());
+            }
+            let usage = usage.unwrap_or(Usage { input_tokens: input_estimate, output_tokens: chunks, ..Usage::default() });
+            let _ = tx.send(event(Event::Usage(usage))).await;
+            if let Some(message) = failure {
+                metrics::counter!("oneflow_router_stream_cuts_total", "deployment" => dep.name.clone()).increment(1);
+                if let Ok(p) = dep.breaker.try_acquire() {
+                    p.failure();
+                }
+                let error = pb::StreamError {
+                    message,
+                    info: Some(ErrorInfo { code: "upstream_stream_error".into(), upstream_status: 502, ..ErrorInfo::default() }),
+                };
+                let _ = tx.send(event(Event::Error(error))).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn embeddings(&self, request: Request<pb::EmbeddingsRequest>) -> Result<Response<pb::EmbeddingsResponse>, Status> {
+        let r = request.into_inner();
+        let call = parse_call(&self.catalog, &r.body, ModelOperation::Embeddings, "input")?;
+        let (route, body, usage) = self.unary(&call, "/embeddings").await?;
+        Ok(Response::new(pb::EmbeddingsResponse { route: Some(route), body: body.to_vec(), usage: Some(usage) }))
+    }
+
+    type SpeechStream = SpeechStream;
+
+    async fn speech(&self, _request: Request<pb::SpeechRequest>) -> Result<Response<Self::SpeechStream>, Status> {
+        Err(Status::unimplemented("audio is not available in this OneFlow version"))
+    }
+
+    async fn transcribe(&self, _request: Request<pb::TranscriptionRequest>) -> Result<Response<pb::TranscriptionResponse>, Status> {
+        Err(Status::unimplemented("audio is not available in this OneFlow version"))
+    }
+
+    async fn list_models(&self, _request: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let models = self
+            .catalog
+            .models()
+            .iter()
+            .map(|m| pb::Model {
+                id: m.name.clone(),
+                operation: match m.operation {
+                    ModelOperation::Chat => Operation::Chat,
+                    ModelOperation::Embeddings => Operation::Embeddings,
+                }
+                .into(),
+                context_window: m.context_window,
+                max_output_tokens: m.max_output_tokens,
+                owned_by: m.deployments.first().map_or_else(String::new, |d| d.provider.name.clone()),
+                created: 0,
+            })
+            .collect();
+        Ok(Response::new(pb::ListModelsResponse { models }))
+    }
+
+    async fn provider_health(
+        &self,
+        _request: Request<pb::ProviderHealthRequest>,
+    ) -> Result<Response<pb::ProviderHealthResponse>, Status> {
+        let deployments = self
+            .catalog
+            .deployments()
+            .iter()
+            .map(|d| {
+                let (lat, err) = d.stats.snapshot();
+                pb::DeploymentHealth {
+                    deployment: d.name.clone(),
+                    provider: d.provider.name.clone(),
+                    breaker_state: format!("{:?}", d.breaker.state()).to_lowercase(),
+                    ewma_latency_millis: lat,
+                    error_rate: err,
+                    in_flight: d.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ProviderHealthResponse { deployments }))
+    }
+}
+
+/// Cheap pre-check before parsing a chunk for usage.
+fn memchr_usage(data: &[u8]) -> bool {
+    data.windows(7).any(|w| w == b"\"usage\"")
+}
+
+fn has_empty_choices(data: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Choices {
+        #[serde(default)]
+        choices: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Choices>(data).is_ok_and(|c| c.choices.is_empty())
+}

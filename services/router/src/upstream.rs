@@ -1,0 +1,191 @@
+//! Calls to OpenAI-compatible upstreams and the classification of what went
+//! wrong, which decides fall-over (5xx, 429, timeouts, connection errors) versus
+//! returning at once (a 4xx the client caused).
+use std::time::Duration;
+
+use bytes::Bytes;
+use oneflow_resilience::Retryable;
+use serde::Deserialize;
+
+use crate::catalog::Deployment;
+
+/// Why an upstream call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream answered with an error status.
+    #[error("upstream returned {status}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The upstream's error message (safe to show: it describes the request).
+        message: String,
+        /// OpenAI error code, when given.
+        code: Option<String>,
+        /// Retry-After, when given.
+        retry_after: Option<Duration>,
+    },
+    /// Could not connect.
+    #[error("cannot connect to the upstream")]
+    Connect,
+    /// No answer in time.
+    #[error("the upstream timed out")]
+    Timeout,
+    /// The answer could not be read or parsed.
+    #[error("invalid upstream response")]
+    Protocol,
+}
+
+impl Retryable for UpstreamError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            UpstreamError::Status { status, .. } => *status == 429 || *status >= 500 || *status == 401 || *status == 403,
+            UpstreamError::Connect | UpstreamError::Timeout | UpstreamError::Protocol => true,
+        }
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Status { retry_after, .. } => *retry_after,
+            UpstreamError::Connect | UpstreamError::Timeout | UpstreamError::Protocol => None,
+        }
+    }
+}
+
+impl UpstreamError {
+    fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            UpstreamError::Timeout
+        } else if e.is_connect() || e.is_request() {
+            UpstreamError::Connect
+        } else {
+            UpstreamError::Protocol
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+/// Reads an error response into [`UpstreamError::Status`].
+pub async fn error_from_response(resp: reqwest::Response) -> UpstreamError {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = resp.bytes().await.unwrap_or_default();
+    let (message, code) = match serde_json::from_slice::<ErrorEnvelope>(&body) {
+        Ok(env) => (
+            env.error.message,
+            env.error.code.and_then(|c| c.as_str().map(str::to_owned)),
+        ),
+        Err(_) => (format!("upstream error (HTTP {status})"), None),
+    };
+    UpstreamError::Status { status, message, code, retry_after }
+}
+
+/// An HTTP client shared by every deployment (connection reuse).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    read_timeout: Duration,
+}
+
+impl Upstream {
+    /// A client with the configured connect timeout.
+    pub fn new(connect: Duration, read: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self { client, read_timeout: read })
+    }
+
+    /// POSTs `body` to `path` of the deployment's provider. Streams get no
+    /// overall timeout here (their deadlines apply per event).
+    pub async fn post(&self, deployment: &Deployment, path: &str, body: Bytes, stream: bool) -> Result<reqwest::Response, UpstreamError> {
+        let url = format!("{}{path}", deployment.provider.base_url);
+        let mut headers = http::HeaderMap::new();
+        oneflow_telemetry::inject_http(&mut headers);
+        let mut req = self
+            .client
+            .post(url)
+            .headers(headers)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = &deployment.provider.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        if !stream {
+            req = req.timeout(self.read_timeout);
+        }
+        let resp = req.send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_from_response(resp).await)
+        }
+    }
+
+    /// Reads a whole successful body.
+    pub async fn body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
+        resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))
+    }
+}
+
+/// Usage as OpenAI reports it.
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenAiUsage {
+    /// Input tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Cached input details.
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PromptDetails {
+    /// Cached input tokens.
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+impl From<OpenAiUsage> for oneflow_proto::common::v1::Usage {
+    fn from(u: OpenAiUsage) -> Self {
+        Self {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+            ..Self::default()
+        }
+    }
+}
+
+/// The `usage` object of a response or chunk, if present and not null.
+pub fn usage_of(json: &[u8]) -> Option<OpenAiUsage> {
+    serde_json::from_slice::<WithUsage>(json).ok().and_then(|w| w.usage)
+}
