@@ -19,6 +19,8 @@ pub enum Reserve {
     Insufficient { available: i64 },
     /// This request id already holds a reservation.
     Duplicate,
+    /// The account is not loaded yet: call again with its balance.
+    NotLoaded,
 }
 
 /// Counter backend failure (Redis unreachable or misbehaving).
@@ -29,8 +31,9 @@ pub struct CounterError(String);
 const RESERVE_LUA: &str = r"
 local avail = redis.call('GET', KEYS[1])
 if not avail then
-  redis.call('SET', KEYS[1], ARGV[3], 'NX')
-  avail = redis.call('GET', KEYS[1])
+  if ARGV[3] == '' then return {3, 0} end
+  redis.call('SET', KEYS[1], ARGV[3])
+  avail = ARGV[3]
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2, 0} end
 avail = tonumber(avail)
@@ -100,14 +103,15 @@ impl Counters {
     }
 
     /// Atomically checks that `amount` is available and reserves it under
-    /// `request_id`. `balance` seeds the counter when it is not loaded yet.
+    /// `request_id`. `balance` seeds the counter when it is not loaded yet;
+    /// without it an unloaded account answers [`Reserve::NotLoaded`].
     pub async fn reserve(
         &self,
         user: &str,
         request_id: &str,
         amount: i64,
         ttl: Duration,
-        balance: i64,
+        balance: Option<i64>,
     ) -> Result<Reserve, CounterError> {
         match self {
             Counters::Redis { pool, prefix } => {
@@ -118,14 +122,15 @@ impl Counters {
                     .key(res)
                     .arg(amount)
                     .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
-                    .arg(balance)
+                    .arg(balance.map_or_else(String::new, |b| b.to_string()))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(|e| CounterError(e.to_string()))?;
                 Ok(match code {
                     0 => Reserve::Reserved { available_after: value },
                     1 => Reserve::Insufficient { available: value },
-                    _ => Reserve::Duplicate,
+                    2 => Reserve::Duplicate,
+                    _ => Reserve::NotLoaded,
                 })
             }
             Counters::Memory(mem) => {
@@ -135,7 +140,11 @@ impl Counters {
                 if m.reservations.contains_key(request_id) {
                     return Ok(Reserve::Duplicate);
                 }
-                let avail = *m.available.entry(user.to_owned()).or_insert(balance);
+                let avail = match (m.available.get(user), balance) {
+                    (Some(a), _) => *a,
+                    (None, Some(b)) => b,
+                    (None, None) => return Ok(Reserve::NotLoaded),
+                };
                 if avail < amount {
                     return Ok(Reserve::Insufficient { available: avail });
                 }

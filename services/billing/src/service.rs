@@ -107,24 +107,21 @@ impl BillingService for BillingGrpc {
     async fn authorize(&self, request: Request<pb::AuthorizeRequest>) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let cmd = AuthorizeCommand::try_from(request.into_inner())?;
         let amount = self.prices.charge_cents(&cmd.model, &cmd.worst_case).map_err(price_status)?;
-        let first = self
+        // The first request of an account loads its balance from the ledger;
+        // every later one stays off the database.
+        let mut outcome = self
             .counters
-            .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, i64::MIN)
+            .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, None)
             .await
             .map_err(|e| counter_status(&e))?;
-        // The counter seeds itself with i64::MIN as "not loaded": load the
-        // balance from the ledger only then, keeping the hot path off the database.
-        let outcome = match first {
-            Reserve::Insufficient { available } if available == i64::MIN => {
-                let balance = self.store.balance(&cmd.user_id).await.map_err(store_status)?;
-                self.counters.credit(&cmd.user_id, balance - i64::MIN).await.map_err(|e| counter_status(&e))?;
-                self.counters
-                    .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, balance)
-                    .await
-                    .map_err(|e| counter_status(&e))?
-            }
-            other => other,
-        };
+        if outcome == Reserve::NotLoaded {
+            let balance = self.store.balance(&cmd.user_id).await.map_err(store_status)?;
+            outcome = self
+                .counters
+                .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, Some(balance))
+                .await
+                .map_err(|e| counter_status(&e))?;
+        }
         match outcome {
             Reserve::Reserved { .. } => {
                 metrics::counter!("oneflow_billing_authorizations_total", "result" => "ok").increment(1);
@@ -148,6 +145,7 @@ impl BillingService for BillingGrpc {
                 ))
             }
             Reserve::Duplicate => Err(Status::already_exists("this request id is already authorized")),
+            Reserve::NotLoaded => Err(Status::unavailable("billing counters could not load the account")),
         }
     }
 

@@ -1,1 +1,68 @@
-//! placeholder
+//! OneFlow's gateway: the public, OpenAI-compatible REST API. It owns the HTTP
+//! edge (errors, limits, request ids, headers) and talks gRPC to auth (who is
+//! calling, cached), billing (reserve before, settle after) and router (the
+//! model call).
+
+mod app;
+mod clients;
+mod config;
+mod error;
+mod inference;
+mod models;
+mod principal;
+mod settle;
+mod state;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::GatewayConfig;
+pub use error::ApiError;
+
+use crate::clients::Clients;
+use crate::models::ModelDirectory;
+use crate::principal::PrincipalCache;
+use crate::settle::Settler;
+use crate::state::AppState;
+
+/// A built gateway, bound and ready to run.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    grace: std::time::Duration,
+    settler: Settler,
+}
+
+impl App {
+    /// Creates the clients (connected lazily) and binds the listener.
+    pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        let clients = Clients::connect(&config)?;
+        let settler = Settler::new(clients.billing.clone());
+        let state = AppState {
+            principals: PrincipalCache::new(config.principal_cache_entries),
+            models: ModelDirectory::new(config.models_cache_ttl),
+            settler: settler.clone(),
+            clients,
+        };
+        let router = app::router(state, config.body_limit_bytes, config.request_timeout);
+        let listener = oneflow_runtime::bind(config.server.listen).await?;
+        Ok(Self { listener, router, grace: config.server.shutdown_grace, settler })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown`; then drains requests and streams, then the
+    /// pending settlements, all within the configured bound.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let started = tokio::time::Instant::now();
+        oneflow_runtime::serve(self.listener, self.router, shutdown, self.grace).await?;
+        let left = self.grace.saturating_sub(started.elapsed()).max(std::time::Duration::from_secs(5));
+        self.settler.drain(left).await;
+        Ok(())
+    }
+}

@@ -1,1 +1,176 @@
-//! placeholder
+//! The one-process mode: the four services and the mock provider in one
+//! process, still talking gRPC over loopback, with SQLite files under a data
+//! directory and in-memory counters. This is how OneFlow runs on a laptop with
+//! no servers; real providers switch on by environment (`OPENAI_API_KEY`).
+
+mod catalog;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oneflow_mock_provider::MockConfig;
+use oneflow_runtime::{DatabaseConfig, GrpcClientConfig, Secret, ServerConfig};
+use oneflow_telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Configuration of `oneflow`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OneflowConfig {
+    /// Where the gateway listens and how long shutdown drains.
+    pub server: ServerConfig,
+    /// SQLite files and the admin key live here.
+    pub data_dir: PathBuf,
+    /// Email of the admin created at first start.
+    pub admin_email: String,
+    /// Credits granted to that admin at first start.
+    pub admin_credits: String,
+    /// The built-in mock provider.
+    pub mock: MockConfig,
+    /// Logs, metrics, traces.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for OneflowConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::new(([127, 0, 0, 1], 8080).into()),
+            data_dir: PathBuf::from("./data"),
+            admin_email: "admin@localhost".to_owned(),
+            admin_credits: "1000".to_owned(),
+            mock: MockConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+fn internal(grace: Duration) -> ServerConfig {
+    ServerConfig { listen: LOOPBACK.into(), shutdown_grace: grace }
+}
+
+fn sqlite(dir: &Path, name: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        url: Secret::new(format!("sqlite://{}", dir.join(name).display())),
+        max_connections: 4,
+        ..DatabaseConfig::default()
+    }
+}
+
+fn client(addr: SocketAddr) -> GrpcClientConfig {
+    GrpcClientConfig { url: format!("http://{addr}"), ..GrpcClientConfig::default() }
+}
+
+/// What the operator must see once: where OneFlow listens, and the admin key
+/// when it was just created.
+#[derive(Debug)]
+pub struct Started {
+    /// The gateway's address.
+    pub gateway: SocketAddr,
+    /// The admin key, only at first start.
+    pub new_admin_key: Option<String>,
+    /// Where the admin key is kept.
+    pub key_file: PathBuf,
+}
+
+/// Starts everything; returns once the gateway listens. The returned future
+/// runs until `shutdown`, then stops the gateway first (so its streams and
+/// settlements finish against live services) and the rest after it.
+pub async fn start(
+    config: OneflowConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Started, impl Future<Output = anyhow::Result<()>>)> {
+    let grace = config.server.shutdown_grace;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let data = config.data_dir.canonicalize()?;
+
+    let mock_listener = oneflow_runtime::bind(LOOPBACK.into()).await?;
+    let mock_addr = mock_listener.local_addr()?;
+    let mock_app = oneflow_mock_provider::router(oneflow_mock_provider::MockState::new(config.mock.clone()));
+
+    let auth = oneflow_auth::App::build(oneflow_auth::AuthConfig {
+        server: internal(grace),
+        database: sqlite(&data, "auth.db"),
+        ..oneflow_auth::AuthConfig::default()
+    })
+    .await?;
+    let (router_config, pricing) = catalog::embedded(mock_addr, internal(grace));
+    let billing = oneflow_billing::App::build(oneflow_billing::BillingConfig {
+        server: internal(grace),
+        database: sqlite(&data, "billing.db"),
+        pricing,
+        ..oneflow_billing::BillingConfig::default()
+    })
+    .await?;
+    let router = oneflow_router::App::build(router_config).await?;
+    let gateway = oneflow_gateway::App::build(oneflow_gateway::GatewayConfig {
+        server: config.server.clone(),
+        auth: client(auth.local_addr()?),
+        billing: client(billing.local_addr()?),
+        router: client(router.local_addr()?),
+        ..oneflow_gateway::GatewayConfig::default()
+    })
+    .await?;
+
+    let key_file = data.join("admin.key");
+    let new_admin_key = match auth.store().bootstrap_admin(&config.admin_email).await? {
+        Some(admin) => {
+            let credits = oneflow_billing::parse_credits(&config.admin_credits)
+                .ok_or_else(|| anyhow::anyhow!("admin_credits must be a decimal with at most 2 places"))?;
+            billing
+                .grpc()
+                .grant(
+                    &admin.user_id,
+                    credits,
+                    oneflow_billing::EntryKind::Grant,
+                    &format!("bootstrap:{}", admin.user_id),
+                    Some("first admin"),
+                    None,
+                )
+                .await?;
+            write_private(&key_file, &admin.secret)?;
+            Some(admin.secret)
+        }
+        None => None,
+    };
+    let started = Started { gateway: gateway.local_addr()?, new_admin_key, key_file };
+
+    let backends = CancellationToken::new();
+    let run = async move {
+        let b = backends.clone();
+        let backend_tasks = tokio::spawn(async move {
+            tokio::try_join!(
+                auth.run(b.clone()),
+                billing.run(b.clone()),
+                router.run(b.clone()),
+                oneflow_runtime::serve(mock_listener, mock_app, b.clone(), grace),
+            )
+        });
+        let gateway_result = gateway.run(shutdown).await;
+        backends.cancel();
+        let backend_result = backend_tasks.await?;
+        gateway_result?;
+        backend_result?;
+        Ok(())
+    };
+    Ok((started, run))
+}
+
+/// Writes `secret` to `path` readable by the owner only (0600).
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}

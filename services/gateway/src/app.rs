@@ -1,0 +1,103 @@
+//! The gateway's HTTP application: routes and the middleware stack, built in
+//! one place, outermost first.
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{inference, models, principal};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router. Layers, outermost first:
+/// 1. catch panics (an OpenAI-shaped 500, never a dropped connection);
+/// 2. mark `Authorization` sensitive so no layer logs it;
+/// 3. accept or generate `X-Request-Id`, and return it;
+/// 4. trace span (parented on incoming W3C context) and request metrics;
+/// 5. `nosniff` / `DENY` headers on every response, errors included;
+/// 6. timeout for producing the response head (504);
+/// 7. body limit (413 before the body is read whole, chunked too);
+/// 8. authentication on `/v1/*` (probes and metrics stay open);
+/// 9. the handler.
+pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/v1/chat/completions", post(inference::chat_completions))
+        .route("/v1/embeddings", post(inference::embeddings))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::retrieve))
+        .route_layer(middleware::from_fn_with_state(state.clone(), principal::authenticate));
+    let open = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics));
+    api.merge(open)
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(request_timeout, timeout))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+                .layer(SetSensitiveRequestHeadersLayer::new(std::iter::once(header::AUTHORIZATION)))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(middleware::from_fn(oneflow_runtime::trace_http))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))),
+        )
+        .with_state(state)
+}
+
+async fn timeout(State(bound): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(bound, next.run(request)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "server_error", "The request timed out.").into_response(),
+    }
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("Unknown request URL: {method} {}.", uri.path()),
+    )
+    .code("unknown_url")
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("Method {method} is not allowed on {}.", uri.path()),
+    )
+    .code("method_not_allowed")
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.clients.ready().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        oneflow_telemetry::prometheus().render(),
+    )
+        .into_response()
+}
+

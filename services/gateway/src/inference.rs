@@ -1,0 +1,387 @@
+//! `POST /v1/chat/completions` and `POST /v1/embeddings`: validate, reserve the
+//! worst case with billing, call the router, relay the answer (streams as SSE
+//! bytes), and settle the real usage — also when the client hangs up or the
+//! upstream breaks off mid-stream.
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oneflow_proto::billing::v1 as billing;
+use oneflow_proto::common::v1::{Operation, Usage};
+use oneflow_proto::router::v1 as pb;
+use oneflow_proto::router::v1::chat_stream_event::Event;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::principal::Principal;
+use crate::settle::{Settlement, Settler};
+use crate::state::AppState;
+
+/// Turns a body extraction failure into the OpenAI error (413 for too large).
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "invalid_request_error", "Request body is larger than the allowed limit.").code("request_too_large")
+        } else {
+            ApiError::invalid("Could not read the request body.")
+        }
+    })
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
+        Err(e) => Err(ApiError::invalid(format!(
+            "We could not parse the JSON body of your request ({e}). The OpenAI API expects a JSON payload."
+        ))),
+    }
+}
+
+fn string_field(map: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    match map.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        None | Some(Value::Null) => Err(ApiError::invalid(format!("you must provide a {name} parameter")).param(name)),
+        Some(_) => Err(ApiError::invalid(format!("`{name}` must be a non-empty string")).param(name)),
+    }
+}
+
+fn count_field(map: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(format!("`{name}` must be a non-negative integer")).param(name)),
+    }
+}
+
+fn require_inference(p: &Principal) -> Result<(), ApiError> {
+    if p.inference {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "permission_error", "This API key lacks the `inference` scope.")
+            .code("insufficient_scope"))
+    }
+}
+
+fn client_request_id(headers: &HeaderMap) -> String {
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+fn bytes_len(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    billing_id: &str,
+    model: &str,
+    operation: Operation,
+    worst_case: Usage,
+) -> Result<(), ApiError> {
+    let mut client = state.clients.billing.clone();
+    client
+        .authorize(state.clients.request(billing::AuthorizeRequest {
+            request_id: billing_id.to_owned(),
+            user_id: principal.user_id.clone(),
+            key_id: principal.key_id.clone(),
+            model: model.to_owned(),
+            operation: operation.into(),
+            worst_case: Some(worst_case),
+            key_limits: principal.limits.clone(),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?;
+    Ok(())
+}
+
+fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &str) {
+    let headers = resp.headers_mut();
+    if let Some(r) = route {
+        for (name, value) in [("x-oneflow-provider", &r.provider), ("x-oneflow-deployment", &r.deployment)] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-oneflow-billing-id", v);
+    }
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /v1/chat/completions`
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, key = %principal.key_prefix, model, billing_id))]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_inference(&principal)?;
+    let body = body_or_error(body)?;
+    let map = parse_object(&body)?;
+    let model = string_field(&map, "model")?;
+    match map.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        _ => return Err(ApiError::invalid("`messages` must be a non-empty array").param("messages")),
+    }
+    let stream = match map.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::invalid("`stream` must be a boolean").param("stream")),
+    };
+    let max_out = match count_field(&map, "max_completion_tokens")? {
+        Some(v) => Some(v),
+        None => count_field(&map, "max_tokens")?,
+    };
+    let n = count_field(&map, "n")?.unwrap_or(1).max(1);
+    let info = state.models.get(&state, &model).await?;
+    let billing_id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::Span::current();
+    span.record("model", model.as_str());
+    span.record("billing_id", billing_id.as_str());
+
+    // Worst case: every byte of the body a token (no tokenizer yields more
+    // tokens than bytes), and the whole output allowance for each choice.
+    let worst = Usage {
+        input_tokens: bytes_len(body.len()),
+        output_tokens: max_out.unwrap_or(info.max_output_tokens).saturating_mul(n),
+        ..Usage::default()
+    };
+    authorize(&state, &principal, &billing_id, &model, Operation::Chat, worst).await?;
+    let mut settlement = Settlement::new(&billing_id, &principal, &model, Operation::Chat);
+    let request = pb::ChatRequest {
+        meta: Some(pb::RequestMeta {
+            request_id: client_request_id(&headers),
+            user_id: principal.user_id.clone(),
+            key_id: principal.key_id.clone(),
+        }),
+        body: body.to_vec(),
+    };
+    let mut router = state.clients.router.clone();
+    if !stream {
+        return match router.chat_completion(request).await {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                if let Some(r) = &resp.route {
+                    settlement.provider.clone_from(&r.provider);
+                    settlement.deployment.clone_from(&r.deployment);
+                }
+                settlement.usage = resp.usage.unwrap_or_default();
+                state.settler.settle(settlement);
+                let mut out = json_response(resp.body);
+                route_headers(&mut out, resp.route.as_ref(), &billing_id);
+                Ok(out)
+            }
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                settlement.status = err.status.as_u16();
+                state.settler.settle(settlement);
+                Err(err)
+            }
+        };
+    }
+
+    let mut upstream = match router.stream_chat_completion(request).await {
+        Ok(s) => s.into_inner(),
+        Err(status) => {
+            let err = ApiError::from_status(&status);
+            settlement.status = err.status.as_u16();
+            state.settler.settle(settlement);
+            return Err(err);
+        }
+    };
+    // The route comes first; anything else before it is a broken stream.
+    let route = match upstream.message().await {
+        Ok(Some(pb::ChatStreamEvent { event: Some(Event::Route(r)) })) => r,
+        Ok(_) => {
+            settlement.status = 502;
+            state.settler.settle(settlement);
+            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "server_error", "The upstream stream ended before it began."));
+        }
+        Err(status) => {
+            let err = ApiError::from_status(&status);
+            settlement.status = err.status.as_u16();
+            state.settler.settle(settlement);
+            return Err(err);
+        }
+    };
+    settlement.provider.clone_from(&route.provider);
+    settlement.deployment.clone_from(&route.deployment);
+    let input_estimate = bytes_len(body.len()).div_ceil(4);
+    let relay = SseRelay {
+        upstream,
+        guard: SettleOnDrop { settler: state.settler.clone(), settlement: Some(settlement), input_estimate, chunks: 0 },
+        finished: false,
+    };
+    let body_stream = futures::stream::unfold(relay, |mut relay| async move {
+        let frame = relay.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), relay))
+    });
+    let mut out = Response::new(Body::from_stream(body_stream));
+    let h = out.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    route_headers(&mut out, Some(&route), &billing_id);
+    Ok(out)
+}
+
+/// Settles a stream's usage when the stream ends, however it ends (dropped
+/// when the client hangs up: the usage seen so far is charged).
+struct SettleOnDrop {
+    settler: Settler,
+    settlement: Option<Settlement>,
+    input_estimate: u64,
+    chunks: u64,
+}
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.settlement.take() {
+            if s.usage == Usage::default() {
+                // No usage reported (client hung up or the stream broke before
+                // the router's count): charge what was streamed.
+                s.usage = Usage { input_tokens: self.input_estimate, output_tokens: self.chunks, ..Usage::default() };
+                if s.status == 200 {
+                    s.status = 499;
+                }
+            }
+            self.settler.settle(s);
+        }
+    }
+}
+
+struct SseRelay {
+    upstream: tonic::Streaming<pb::ChatStreamEvent>,
+    guard: SettleOnDrop,
+    finished: bool,
+}
+
+impl SseRelay {
+    /// The next SSE frame for the client, or `None` when the body is complete.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let event = match self.upstream.message().await {
+                Ok(Some(pb::ChatStreamEvent { event: Some(e) })) => e,
+                Ok(Some(pb::ChatStreamEvent { event: None })) => continue,
+                Ok(None) => {
+                    self.finished = true;
+                    return Some(Bytes::from_static(b"data: [DONE]\n\n"));
+                }
+                Err(status) => {
+                    self.finished = true;
+                    self.set_status(502);
+                    let err = ApiError::from_status(&status);
+                    return Some(sse_error(&err));
+                }
+            };
+            match event {
+                Event::Data(data) => {
+                    self.guard.chunks += 1;
+                    let mut frame = Vec::with_capacity(data.len() + 8);
+                    frame.extend_from_slice(b"data: ");
+                    frame.extend_from_slice(&data);
+                    frame.extend_from_slice(b"\n\n");
+                    return Some(Bytes::from(frame));
+                }
+                Event::Usage(usage) => {
+                    if let Some(s) = self.guard.settlement.as_mut() {
+                        s.usage = usage;
+                    }
+                }
+                Event::Error(e) => {
+                    self.finished = true;
+                    self.set_status(502);
+                    let info = e.info.unwrap_or_default();
+                    let err = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", e.message)
+                        .code(if info.code.is_empty() { "upstream_error".to_owned() } else { info.code });
+                    return Some(sse_error(&err));
+                }
+                Event::Route(_) => {}
+            }
+        }
+    }
+
+    fn set_status(&mut self, status: u16) {
+        if let Some(s) = self.guard.settlement.as_mut() {
+            s.status = status;
+        }
+    }
+}
+
+fn sse_error(err: &ApiError) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", err.to_json()))
+}
+
+/// `POST /v1/embeddings`
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, key = %principal.key_prefix))]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_inference(&principal)?;
+    let body = body_or_error(body)?;
+    let map = parse_object(&body)?;
+    let model = string_field(&map, "model")?;
+    match map.get("input") {
+        Some(Value::String(_) | Value::Array(_)) => {}
+        _ => return Err(ApiError::invalid("`input` must be a string or an array").param("input")),
+    }
+    match map.get("encoding_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f == "float" || f == "base64" => {}
+        Some(_) => return Err(ApiError::invalid("`encoding_format` must be `float` or `base64`").param("encoding_format")),
+    }
+    state.models.get(&state, &model).await?;
+    let billing_id = uuid::Uuid::now_v7().to_string();
+    let worst = Usage { input_tokens: bytes_len(body.len()), ..Usage::default() };
+    authorize(&state, &principal, &billing_id, &model, Operation::Embeddings, worst).await?;
+    let mut settlement = Settlement::new(&billing_id, &principal, &model, Operation::Embeddings);
+    let mut router = state.clients.router.clone();
+    let request = pb::EmbeddingsRequest {
+        meta: Some(pb::RequestMeta {
+            request_id: client_request_id(&headers),
+            user_id: principal.user_id.clone(),
+            key_id: principal.key_id.clone(),
+        }),
+        body: body.to_vec(),
+    };
+    match router.embeddings(request).await {
+        Ok(resp) => {
+            let resp = resp.into_inner();
+            if let Some(r) = &resp.route {
+                settlement.provider.clone_from(&r.provider);
+                settlement.deployment.clone_from(&r.deployment);
+            }
+            settlement.usage = resp.usage.unwrap_or_default();
+            state.settler.settle(settlement);
+            let mut out = json_response(resp.body);
+            route_headers(&mut out, resp.route.as_ref(), &billing_id);
+            Ok(out)
+        }
+        Err(status) => {
+            let err = ApiError::from_status(&status);
+            settlement.status = err.status.as_u16();
+            state.settler.settle(settlement);
+            Err(err)
+        }
+    }
+}

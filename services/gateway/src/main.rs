@@ -1,0 +1,31 @@
+//! `oneflow-gateway`: wires configuration, telemetry and the service together.
+use clap::Parser as _;
+use oneflow_gateway::{App, GatewayConfig};
+use oneflow_runtime::{Cli, Command, NoExtra};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    oneflow_runtime::install_crypto_provider();
+    let cli = Cli::<NoExtra>::parse();
+    let config: GatewayConfig = oneflow_runtime::load_config(cli.config.as_deref(), &cli.overrides())?;
+    match cli.command.clone().unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let telemetry = oneflow_telemetry::init(&config.telemetry, "oneflow-gateway")?;
+            let app = App::build(config).await?;
+            tracing::info!(addr = %app.local_addr()?, "gateway listening");
+            app.run(oneflow_runtime::shutdown_on_signal()).await?;
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+        }
+        Command::Migrate => {}
+        Command::CheckConfig => emit(&serde_json::to_string_pretty(&config)?),
+        Command::HealthCheck { url } => oneflow_runtime::health_check(url.as_deref(), config.server.listen).await?,
+        Command::Extra(never) => match never {},
+    }
+    Ok(())
+}
+
+/// Command output goes to stdout (logs go to stderr).
+#[expect(clippy::print_stdout, reason = "command output")]
+fn emit(text: &str) {
+    println!("{text}");
+}

@@ -1,0 +1,18 @@
+//! Shared state of the gateway's handlers.
+use crate::clients::Clients;
+use crate::models::ModelDirectory;
+use crate::principal::PrincipalCache;
+use crate::settle::Settler;
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// gRPC clients.
+    pub clients: Clients,
+    /// Credential cache.
+    pub principals: PrincipalCache,
+    /// Model directory.
+    pub models: ModelDirectory,
+    /// Background settlement.
+    pub settler: Settler,
+}

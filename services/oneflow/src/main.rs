@@ -1,0 +1,39 @@
+//! `oneflow`: the whole gateway in one process (see the crate docs).
+use clap::Parser as _;
+use oneflow::OneflowConfig;
+use oneflow_runtime::{Cli, Command, NoExtra};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    oneflow_runtime::install_crypto_provider();
+    let cli = Cli::<NoExtra>::parse();
+    let config: OneflowConfig = oneflow_runtime::load_config(cli.config.as_deref(), &cli.overrides())?;
+    match cli.command.clone().unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let telemetry = oneflow_telemetry::init(&config.telemetry, "oneflow")?;
+            let (started, run) = oneflow::start(config, oneflow_runtime::shutdown_on_signal()).await?;
+            tracing::info!(addr = %started.gateway, "gateway listening");
+            emit(&format!("OneFlow is running at http://{}", started.gateway));
+            match &started.new_admin_key {
+                Some(key) => emit(&format!(
+                    "Admin API key (shown once, also saved to {}):\n{key}",
+                    started.key_file.display()
+                )),
+                None => emit(&format!("Admin API key: see {}", started.key_file.display())),
+            }
+            run.await?;
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+        }
+        Command::Migrate => {}
+        Command::CheckConfig => emit(&serde_json::to_string_pretty(&config)?),
+        Command::HealthCheck { url } => oneflow_runtime::health_check(url.as_deref(), config.server.listen).await?,
+        Command::Extra(never) => match never {},
+    }
+    Ok(())
+}
+
+/// Operator output goes to stdout (logs go to stderr).
+#[expect(clippy::print_stdout, reason = "operator output")]
+fn emit(text: &str) {
+    println!("{text}");
+}
