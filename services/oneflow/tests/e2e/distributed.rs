@@ -1,0 +1,144 @@
+//! The deployed shape: gateway, auth, billing, router and the mock provider as
+//! separate processes, auth and billing on their own PostgreSQL databases,
+//! billing's counters in Redis.
+use serde_json::{Value, json};
+
+use crate::client::{Api, chat, error_of};
+
+const ROUTER_TOML: &str = r#"
+[[providers]]
+name = "mock"
+kind = "openai_compatible"
+base_url = "MOCK_URL/v1"
+
+[[deployments]]
+name = "mock-a"
+provider = "mock"
+upstream_model = "mock-gpt"
+
+[[models]]
+name = "mock-gpt"
+operation = "chat"
+deployments = ["mock-a"]
+context_window = 128000
+max_output_tokens = 1000
+"#;
+
+const BILLING_TOML: &str = r#"
+[pricing]
+credits_per_usd = "100"
+
+[[pricing.models]]
+model = "mock-gpt"
+input_per_million = "0.15"
+output_per_million = "0.60"
+"#;
+
+async fn ledger(url: &str, user: &str) -> (i64, i64, i64) {
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    let (sum,): (Option<i64>,) = sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts WHERE user_id = $1").bind(user).fetch_one(&pool).await.unwrap();
+    let (records,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM usage_records WHERE user_id = $1").bind(user).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    (sum.unwrap_or(0), balance, records)
+}
+
+#[tokio::test]
+async fn four_processes_on_postgres_and_redis() {
+    let (Some(auth_db), Some(billing_db), Some(redis)) = (
+        oneflow_test_support::fresh_postgres().await,
+        oneflow_test_support::fresh_postgres().await,
+        oneflow_test_support::redis().await,
+    ) else {
+        return;
+    };
+    let prefix = oneflow_test_support::unique_prefix();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = ["--listen", "127.0.0.1:0"];
+
+    let mock = oneflow_test_support::spawn("oneflow-mock-provider", &listen, &[]).await;
+
+    let auth_env = [("ONEFLOW__DATABASE__URL", auth_db.as_str())];
+    let admin: Value =
+        serde_json::from_str(&oneflow_test_support::run("oneflow-auth", &["bootstrap-admin"], &auth_env).await).unwrap();
+    let key = admin["api_key"].as_str().unwrap().to_owned();
+    let user = admin["user_id"].as_str().unwrap().to_owned();
+
+    let billing_file = dir.path().join("billing.toml");
+    std::fs::write(&billing_file, BILLING_TOML).unwrap();
+    let billing_cfg = billing_file.to_str().unwrap();
+    let billing_env = [
+        ("ONEFLOW__DATABASE__URL", billing_db.as_str()),
+        ("ONEFLOW__REDIS__URL", redis.as_str()),
+        ("ONEFLOW__REDIS__KEY_PREFIX", prefix.as_str()),
+    ];
+    oneflow_test_support::run("oneflow-billing", &["--config", billing_cfg, "grant", "--user", &user, "--amount", "10"], &billing_env)
+        .await;
+
+    let router_file = dir.path().join("router.toml");
+    std::fs::write(&router_file, ROUTER_TOML.replace("MOCK_URL", &mock.url())).unwrap();
+
+    let auth = oneflow_test_support::spawn("oneflow-auth", &listen, &auth_env).await;
+    let billing = oneflow_test_support::spawn("oneflow-billing", &["--config", billing_cfg, "--listen", "127.0.0.1:0"], &billing_env).await;
+    let router =
+        oneflow_test_support::spawn("oneflow-router", &["--config", router_file.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]).await;
+    let (a, b, r) = (auth.url(), billing.url(), router.url());
+    let gateway = oneflow_test_support::spawn(
+        "oneflow-gateway",
+        &listen,
+        &[("ONEFLOW__AUTH__URL", a.as_str()), ("ONEFLOW__BILLING__URL", b.as_str()), ("ONEFLOW__ROUTER__URL", r.as_str())],
+    )
+    .await;
+    let api = Api::new(gateway.url(), key.clone());
+
+    let resp = reqwest::get(format!("{}/readyz", gateway.url())).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let resp = api.post("/v1/chat/completions", &chat("mock-gpt", "through four processes")).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("through four processes"));
+
+    let mut req = chat("mock-gpt", "streamed through four processes");
+    req["stream"] = json!(true);
+    req["stream_options"] = json!({ "include_usage": true });
+    let events = api.stream(&req).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    let models: Value = api.get("/v1/models").await.json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], "mock-gpt");
+
+    // No key, and a worst case beyond the balance.
+    let resp = reqwest::Client::new().get(format!("{}/v1/models", gateway.url())).send().await.unwrap();
+    error_of(resp, 401).await;
+    let mut req = chat("mock-gpt", "too expensive");
+    req["max_tokens"] = json!(100_000_000u64);
+    let e = error_of(api.post("/v1/chat/completions", &req).await, 402).await;
+    assert_eq!(e["code"], "insufficient_credits");
+
+    // The two successful requests are charged once each, in PostgreSQL.
+    let mut seen = (0, 0, 0);
+    for _ in 0..100 {
+        seen = ledger(&billing_db, &user).await;
+        if seen.2 >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (sum, balance, records) = seen;
+    assert_eq!(records, 2);
+    assert_eq!(sum, balance);
+    assert!(balance < 1000 && balance > 0, "balance {balance}");
+
+    // Trace context reached the upstream.
+    let stats: Value = reqwest::get(format!("{}/mock/stats", mock.url())).await.unwrap().json().await.unwrap();
+    assert!(stats["last_traceparent"].as_str().is_some_and(|t| t.starts_with("00-")), "{stats}");
+    for svc in [&gateway, &auth, &billing, &router] {
+        assert!(!svc.logs().contains(&key), "a service logged the API key");
+    }
+}

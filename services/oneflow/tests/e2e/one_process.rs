@@ -1,0 +1,136 @@
+//! The one-process mode, as the README runs it.
+use serde_json::{Value, json};
+
+use crate::client::{Api, chat, error_of};
+
+async fn ledger(data: &std::path::Path) -> (i64, i64, i64) {
+    let url = format!("sqlite://{}", data.join("billing.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
+    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries").fetch_one(&pool).await.unwrap();
+    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts").fetch_one(&pool).await.unwrap();
+    let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records").fetch_one(&pool).await.unwrap();
+    (sum, balance, records)
+}
+
+#[tokio::test]
+async fn one_process_serves_the_whole_path_and_bills_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = format!("data_dir={}", data.display());
+    let svc = oneflow_test_support::spawn("oneflow", &["--listen", "127.0.0.1:0", "--set", &data_arg], &[]).await;
+
+    // The admin key is printed once and kept in a 0600 file.
+    let key = std::fs::read_to_string(data.join("admin.key")).unwrap().trim().to_owned();
+    assert!(key.starts_with("ofk_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("admin.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for _ in 0..50 {
+        if svc.stdout.lock().unwrap().contains(&key) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(svc.stdout.lock().unwrap().contains(&key), "key not printed");
+    assert!(!svc.logs().contains(&key), "the key reached the logs");
+
+    let api = Api::new(svc.url(), key.clone());
+
+    // Plain chat.
+    let resp = api.post("/v1/chat/completions", &chat("mock-gpt", "hello from the test")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-oneflow-provider"], "mock");
+    assert!(resp.headers().contains_key("x-request-id"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("hello from the test"));
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    // Streamed, with usage requested: usage chunk then [DONE].
+    let mut req = chat("mock-gpt", "stream me please");
+    req["stream"] = json!(true);
+    req["stream_options"] = json!({ "include_usage": true });
+    let events = api.stream(&req).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let usage_chunk: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert!(usage_chunk["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    // Streamed without usage: the gateway still asked upstream for it (to
+    // bill), but the client does not see the usage chunk.
+    let mut req = chat("mock-gpt", "no usage for me");
+    req["stream"] = json!(true);
+    let events = api.stream(&req).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(events.iter().all(|e| !e.contains("\"choices\":[]")), "{events:?}");
+
+    // A stream cut mid-answer ends with an error event, never [DONE].
+    let mut req = chat("mock-gpt", "one two three four five six");
+    req["stream"] = json!(true);
+    req["metadata"] = json!({ "mock_cut_after": "2" });
+    let events = api.stream(&req).await;
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_stream_error");
+    assert!(!events.iter().any(|e| e == "[DONE]"));
+
+    // Embeddings and models.
+    let resp = api.post("/v1/embeddings", &json!({ "model": "mock-embed", "input": ["a", "b"] })).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let models: Value = api.get("/v1/models").await.json().await.unwrap();
+    let ids: Vec<_> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+    assert!(ids.contains(&"mock-gpt".to_owned()) && ids.contains(&"mock-embed".to_owned()), "{ids:?}");
+    assert_eq!(api.get("/v1/models/mock-gpt").await.status(), 200);
+
+    // Client errors, in OpenAI's shape.
+    let anon = reqwest::Client::new();
+    let resp = anon.post(format!("{}/v1/chat/completions", api.base)).json(&chat("mock-gpt", "x")).send().await.unwrap();
+    assert_eq!(error_of(resp, 401).await["code"], "invalid_api_key");
+    let bad = Api::new(api.base.clone(), "ofk_not-a-real-key".to_owned());
+    error_of(bad.post("/v1/chat/completions", &chat("mock-gpt", "x")).await, 401).await;
+    let e = error_of(api.post("/v1/chat/completions", &chat("no-such-model", "x")).await, 404).await;
+    assert_eq!(e["code"], "model_not_found");
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 400).await;
+    let e = error_of(api.post("/v1/chat/completions", &json!({ "model": "mock-gpt" })).await, 400).await;
+    assert_eq!(e["param"], "messages");
+    error_of(api.get("/v1/nope").await, 404).await;
+
+    // Every successful or cut request was settled exactly once, and the
+    // balance is the ledger's sum.
+    let mut settled = (0, 0, 0);
+    for _ in 0..100 {
+        settled = ledger(&data).await;
+        if settled.2 >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (sum, balance, records) = settled;
+    assert_eq!(sum, balance);
+    assert!(balance < 100_000, "nothing was charged: {balance}");
+    assert!(records >= 5, "usage records: {records}");
+
+    // A restart keeps the admin and does not mint a new key.
+    svc.terminate();
+    let mut svc = svc;
+    let status = svc.child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let again = oneflow_test_support::spawn("oneflow", &["--listen", "127.0.0.1:0", "--set", &data_arg], &[]).await;
+    let still = std::fs::read_to_string(data.join("admin.key")).unwrap();
+    assert_eq!(still.trim(), key);
+    let api = Api::new(again.url(), key);
+    assert_eq!(api.post("/v1/chat/completions", &chat("mock-gpt", "again")).await.status(), 200);
+}
