@@ -16,10 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join("oneflow_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    std::fs::write(out.join("oneflow_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
     let client = std::env::var_os("CARGO_FEATURE_CLIENT").is_some();
     let server = std::env::var_os("CARGO_FEATURE_SERVER").is_some();
     tonic_prost_build::configure()

@@ -36,8 +36,7 @@ pub mod router {
 }
 
 /// Encoded `FileDescriptorSet` of every OneFlow proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/oneflow_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oneflow_descriptor.bin"));
 
 mod status;
 pub use status::{error_info, status_with_info};

@@ -64,9 +64,7 @@ fn expired(mut timer: Pin<&mut Option<Sleep>>, deadline: Instant, cx: &mut Conte
     if timer.is_none() {
         timer.set(Some(sleep_until(deadline)));
     }
-    timer
-        .as_pin_mut()
-        .is_some_and(|sleep| sleep.poll(cx).is_ready())
+    timer.as_pin_mut().is_some_and(|sleep| sleep.poll(cx).is_ready())
 }
 
 impl<S: Stream> Stream for Deadlines<S> {
@@ -133,18 +131,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn first_item_timeout() {
         let start = Instant::now();
-        let out: Vec<_> = with_deadlines(stream::pending::<()>(), FIRST, TOTAL)
-            .collect()
-            .await;
+        let out: Vec<_> = with_deadlines(stream::pending::<()>(), FIRST, TOTAL).collect().await;
         assert_eq!(out, vec![Err(DeadlineExceeded::FirstItem)]);
         assert_eq!(start.elapsed(), FIRST);
     }
 
     #[tokio::test(start_paused = true)]
     async fn slow_first_item_times_out_even_if_it_would_come() {
-        let out: Vec<_> = with_deadlines(ticking(3, FIRST * 2), FIRST, TOTAL)
-            .collect()
-            .await;
+        let out: Vec<_> = with_deadlines(ticking(3, FIRST * 2), FIRST, TOTAL).collect().await;
         assert_eq!(out, vec![Err(DeadlineExceeded::FirstItem)]);
     }
 

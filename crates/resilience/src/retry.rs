@@ -148,9 +148,7 @@ where
 ///
 /// `backon`'s own jitter adds up to one extra backoff on top (so a wait could reach
 /// twice `max_delay`); we want full jitter, drawn from zero to the backoff, instead.
-pub(crate) fn backoff_delays(
-    policy: &RetryPolicy,
-) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
+pub(crate) fn backoff_delays(policy: &RetryPolicy) -> impl Iterator<Item = Duration> + Send + Sync + Unpin + use<> {
     let max_delay = policy.max_delay;
     let jitter = policy.jitter;
     ExponentialBuilder::new()
@@ -173,10 +171,7 @@ pub(crate) fn backoff_delays(
 fn unit_random() -> f64 {
     // Every `RandomState` is freshly keyed, so hashing a constant yields new bits.
     let bits = RandomState::new().hash_one(0_u8) >> 11;
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "53 bits fit an f64 mantissa exactly"
-    )]
+    #[expect(clippy::cast_precision_loss, reason = "53 bits fit an f64 mantissa exactly")]
     let ratio = bits as f64 / (1_u64 << 53) as f64;
     ratio
 }
@@ -235,13 +230,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let result = retry(&steady(), |attempt| {
             seen.lock().unwrap().push(attempt);
-            async move {
-                if attempt < 3 {
-                    Err(TRANSIENT)
-                } else {
-                    Ok(attempt)
-                }
-            }
+            async move { if attempt < 3 { Err(TRANSIENT) } else { Ok(attempt) } }
         })
         .await;
         assert_eq!(result, Ok(3));
@@ -298,11 +287,7 @@ mod tests {
         let start = Instant::now();
         let wait = Duration::from_secs(2);
         let result = retry(&RetryPolicy::default(), |attempt| async move {
-            if attempt == 1 {
-                Err(asked_to_wait(wait))
-            } else {
-                Ok(())
-            }
+            if attempt == 1 { Err(asked_to_wait(wait)) } else { Ok(()) }
         })
         .await;
         assert_eq!(result, Ok(()));
@@ -372,8 +357,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn jittered_waits_stay_within_the_backoff() {
         let start = Instant::now();
-        let result: Result<(), _> =
-            retry(&RetryPolicy::default(), |_| async { Err(TRANSIENT) }).await;
+        let result: Result<(), _> = retry(&RetryPolicy::default(), |_| async { Err(TRANSIENT) }).await;
         assert_eq!(result, Err(TRANSIENT));
         assert!(start.elapsed() <= Duration::from_millis(700));
     }

@@ -76,8 +76,7 @@ impl AdmissionControl {
     /// Requests currently holding a permit.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.max_in_flight
-            .saturating_sub(self.slots.available_permits())
+        self.max_in_flight.saturating_sub(self.slots.available_permits())
     }
 
     /// The configured limit.

@@ -67,7 +67,10 @@ fn default_grace() -> Duration {
 impl ServerConfig {
     /// A server config listening on `listen` with the default drain bound.
     pub fn new(listen: SocketAddr) -> Self {
-        Self { listen, shutdown_grace: default_grace() }
+        Self {
+            listen,
+            shutdown_grace: default_grace(),
+        }
     }
 }
 
@@ -100,17 +103,28 @@ pub fn load_config<T: DeserializeOwned + Serialize + Default>(
         let parsed: toml_value::Value = toml_value::parse(value);
         figment = figment.merge(Serialized::global(key.as_str(), parsed));
     }
-    figment.extract().map_err(|e| ConfigError::Invalid(redact(&e.to_string())))
+    figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(redact(&e.to_string())))
 }
 
 /// figment quotes offending values in its messages; keep secrets out of them.
 fn redact(message: &str) -> String {
     let lower = message.to_ascii_lowercase();
-    if ["secret", "password", "token", "api_key", "url"].iter().any(|w| lower.contains(w)) {
+    if ["secret", "password", "token", "api_key", "url"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
         message
             .split('`')
             .enumerate()
-            .map(|(i, part)| if i % 2 == 1 && part.len() > 24 { "[redacted]" } else { part })
+            .map(|(i, part)| {
+                if i % 2 == 1 && part.len() > 24 {
+                    "[redacted]"
+                } else {
+                    part
+                }
+            })
             .collect::<Vec<_>>()
             .join("`")
     } else {
@@ -158,18 +172,24 @@ mod tests {
 
     impl Default for Sample {
         fn default() -> Self {
-            Self { name: "default".into(), port: 1, token: Secret::default(), nested: Nested::default() }
+            Self {
+                name: "default".into(),
+                port: 1,
+                token: Secret::default(),
+                nested: Nested::default(),
+            }
         }
     }
 
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail API fixes the error type")]
     fn layers_apply_in_order_and_unknown_keys_fail() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "name = \"file\"\nport = 2\n[nested]\ntimeout = \"30s\"\n")?;
             jail.set_env("ONEFLOW__PORT", "3");
             jail.set_env("ONEFLOW__TOKEN", "s3cr3t-value");
-            let cfg: Sample = load_config(Some(Path::new("c.toml")), &[("name".into(), "flag".into())])
-                .map_err(|e| e.to_string())?;
+            let cfg: Sample =
+                load_config(Some(Path::new("c.toml")), &[("name".into(), "flag".into())]).map_err(|e| e.to_string())?;
             assert_eq!(cfg.name, "flag");
             assert_eq!(cfg.port, 3);
             assert_eq!(cfg.nested.timeout, Duration::from_secs(30));
@@ -179,7 +199,10 @@ mod tests {
             assert!(!format!("{cfg:?}").contains("s3cr3t"));
 
             jail.set_env("ONEFLOW__NOPE", "1");
-            let err = load_config::<Sample>(None, &[]).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = load_config::<Sample>(None, &[])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains("nope"), "{err}");
             Ok(())
         });

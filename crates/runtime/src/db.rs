@@ -80,7 +80,8 @@ pub async fn connect_database(config: &DatabaseConfig) -> Result<AnyPool, DbErro
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if postgres {
-                    conn.execute(sqlx::AssertSqlSafe(format!("SET statement_timeout = {statement_ms}"))).await?;
+                    conn.execute(sqlx::AssertSqlSafe(format!("SET statement_timeout = {statement_ms}")))
+                        .await?;
                 } else {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;

@@ -80,10 +80,8 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let response = next.run(request).instrument(span).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("oneflow_http_requests_total", "path" => path.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("oneflow_http_request_duration_seconds", "path" => path)
-        .record(start.elapsed().as_secs_f64());
+    metrics::counter!("oneflow_http_requests_total", "path" => path.clone(), "status" => status).increment(1);
+    metrics::histogram!("oneflow_http_request_duration_seconds", "path" => path).record(start.elapsed().as_secs_f64());
     response
 }
 

@@ -13,7 +13,6 @@ mod tracing_init;
 pub use config::{LogFormat, TelemetryConfig};
 pub use metrics_exporter::prometheus;
 pub use propagation::{
-    GrpcTraceInterceptor, extract_http_context, inject_grpc, inject_http, set_parent_from_grpc,
-    set_parent_from_http,
+    GrpcTraceInterceptor, extract_http_context, inject_grpc, inject_http, set_parent_from_grpc, set_parent_from_http,
 };
 pub use tracing_init::{TelemetryError, TelemetryGuard, init};

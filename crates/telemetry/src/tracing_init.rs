@@ -46,6 +46,9 @@ impl TelemetryGuard {
 /// Installs logging and tracing for `service` according to `config`.
 pub fn init(config: &TelemetryConfig, service: &'static str) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    // Install the metrics recorder now, so nothing recorded before the first
+    // scrape is lost.
+    let _ = crate::prometheus();
 
     let ratio = config.sample_ratio.clamp(0.0, 1.0);
     let mut builder = SdkTracerProvider::builder()
@@ -83,9 +86,7 @@ pub fn init(config: &TelemetryConfig, service: &'static str) -> Result<Telemetry
             .with_writer(std::io::stderr)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed()
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
     };
     tracing_subscriber::registry()
         .with(filter)

@@ -62,7 +62,12 @@ pub async fn fresh_postgres() -> Option<String> {
 /// a panic under CI.
 pub async fn redis() -> Option<String> {
     let url = std::env::var("ONEFLOW_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let hostport = url.trim_start_matches("redis://").split('/').next().unwrap_or("127.0.0.1:6379").to_owned();
+    let hostport = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
     let ping = async {
         let mut s = tokio::net::TcpStream::connect(&hostport).await?;
         s.write_all(b"PING\r\n").await?;
@@ -131,6 +136,15 @@ impl Service {
     }
 }
 
+/// The `addr` of a JSON log line whose message ends in "listening".
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if !v["message"].as_str()?.ends_with("listening") {
+        return None;
+    }
+    v["addr"].as_str()?.parse().ok()
+}
+
 fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     reader: R,
     sink: Arc<Mutex<String>>,
@@ -139,15 +153,10 @@ fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(tx) = &addr_tx {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let listening = v["message"].as_str().is_some_and(|m| m.ends_with("listening"));
-                    if let (true, Some(addr)) = (listening, v["addr"].as_str()) {
-                        if let Ok(addr) = addr.parse() {
-                            let _ = tx.send(addr).await;
-                        }
-                    }
-                }
+            if let Some(tx) = &addr_tx
+                && let Some(addr) = listening_addr(&line)
+            {
+                let _ = tx.send(addr).await;
             }
             let mut s = sink.lock().unwrap();
             s.push_str(&line);
@@ -180,16 +189,26 @@ pub async fn spawn(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Service 
         Ok(Some(addr)) => addr,
         _ => {
             let _ = child.start_kill();
-            panic!("{name} did not report a listening address; logs:\n{}", logs.lock().unwrap());
+            panic!(
+                "{name} did not report a listening address; logs:\n{}",
+                logs.lock().unwrap()
+            );
         }
     };
-    Service { child, addr, stdout, logs }
+    Service {
+        child,
+        addr,
+        stdout,
+        logs,
+    }
 }
 
 /// Runs binary `name` to completion; its stdout, or a panic with its stderr.
 pub async fn run(name: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(bin(name));
-    cmd.args(args).env("ONEFLOW__TELEMETRY__LOG_FORMAT", "json").stdin(Stdio::null());
+    cmd.args(args)
+        .env("ONEFLOW__TELEMETRY__LOG_FORMAT", "json")
+        .stdin(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
     }

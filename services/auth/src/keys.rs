@@ -26,7 +26,11 @@ pub(crate) fn generate() -> NewSecret {
     let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_secret(&secret);
     let display_prefix = secret.chars().take(DISPLAY_PREFIX_LEN).collect();
-    NewSecret { secret, hash, display_prefix }
+    NewSecret {
+        secret,
+        hash,
+        display_prefix,
+    }
 }
 
 /// Hex SHA-256 of a secret, the form keys are stored and looked up by.

@@ -43,14 +43,14 @@ impl App {
             Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
         });
         let routes = tonic::service::Routes::new(AuthServiceServer::new(grpc));
-        let router = oneflow_runtime::internal_router(
-            routes,
-            &["oneflow.auth.v1.AuthService"],
-            ready,
-        )
-        .await?;
+        let router = oneflow_runtime::internal_router(routes, &["oneflow.auth.v1.AuthService"], ready).await?;
         let listener = oneflow_runtime::bind(config.server.listen).await?;
-        Ok(Self { listener, router, config, store })
+        Ok(Self {
+            listener,
+            router,
+            config,
+            store,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -65,7 +65,6 @@ impl App {
 
     /// Serves until `shutdown`, then drains within the configured bound.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        oneflow_runtime::serve(self.listener, self.router, shutdown, self.config.server.shutdown_grace)
-            .await
+        oneflow_runtime::serve(self.listener, self.router, shutdown, self.config.server.shutdown_grace).await
     }
 }

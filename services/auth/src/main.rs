@@ -34,9 +34,12 @@ async fn main() -> anyhow::Result<()> {
             let store = AuthStore::connect(&config.database).await?;
             store.migrate().await?;
             match store.bootstrap_admin(&email).await? {
-                Some(admin) => emit(&serde_json::json!({
-                    "user_id": admin.user_id, "key_id": admin.key_id, "api_key": admin.secret,
-                }).to_string()),
+                Some(admin) => emit(
+                    &serde_json::json!({
+                        "user_id": admin.user_id, "key_id": admin.key_id, "api_key": admin.secret,
+                    })
+                    .to_string(),
+                ),
                 None => anyhow::bail!("an admin already exists; nothing created"),
             }
         }

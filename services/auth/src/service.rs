@@ -67,7 +67,12 @@ impl AuthService for AuthGrpc {
             metrics::counter!("oneflow_auth_validations_total", "result" => "malformed").increment(1);
             return Err(Status::unauthenticated("invalid credential"));
         }
-        match self.store.principal_for_key(&raw, now_millis()).await.map_err(store_status)? {
+        match self
+            .store
+            .principal_for_key(&raw, now_millis())
+            .await
+            .map_err(store_status)?
+        {
             Some(p) => {
                 metrics::counter!("oneflow_auth_validations_total", "result" => "ok").increment(1);
                 Ok(Response::new(self.to_proto(p)))
@@ -103,13 +108,22 @@ impl AuthService for AuthGrpc {
     async fn get_user(&self, _r: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
         Err(not_yet("GetUser"))
     }
-    async fn create_api_key(&self, _r: Request<pb::CreateApiKeyRequest>) -> Result<Response<pb::CreatedApiKey>, Status> {
+    async fn create_api_key(
+        &self,
+        _r: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedApiKey>, Status> {
         Err(not_yet("CreateApiKey"))
     }
-    async fn list_api_keys(&self, _r: Request<pb::ListApiKeysRequest>) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+    async fn list_api_keys(
+        &self,
+        _r: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         Err(not_yet("ListApiKeys"))
     }
-    async fn rotate_api_key(&self, _r: Request<pb::RotateApiKeyRequest>) -> Result<Response<pb::CreatedApiKey>, Status> {
+    async fn rotate_api_key(
+        &self,
+        _r: Request<pb::RotateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedApiKey>, Status> {
         Err(not_yet("RotateApiKey"))
     }
     async fn revoke_api_key(&self, _r: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {

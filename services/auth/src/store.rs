@@ -45,7 +45,18 @@ pub struct AuthStore {
     postgres: bool,
 }
 
-type KeyRow = (String, String, String, String, Option<String>, Option<i64>, Option<i64>, Option<i64>, String, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
 
 pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
@@ -57,7 +68,10 @@ impl AuthStore {
     /// Opens the database named by `config.url`.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
         let pool = oneflow_runtime::connect_database(config).await?;
-        Ok(Self { pool, postgres: is_postgres(config.url.expose()) })
+        Ok(Self {
+            pool,
+            postgres: is_postgres(config.url.expose()),
+        })
     }
 
     /// Applies this service's migrations for the connected engine.
@@ -86,7 +100,8 @@ impl AuthStore {
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((key_id, user_id, prefix, scopes, limits, expires_at, revoked_at, grace_until, role, disabled_at)) = row
+        let Some((key_id, user_id, prefix, scopes, limits, expires_at, revoked_at, grace_until, role, disabled_at)) =
+            row
         else {
             return Ok(None);
         };
@@ -154,7 +169,11 @@ impl AuthStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(BootstrappedAdmin { user_id, key_id, secret: secret.secret }))
+        Ok(Some(BootstrappedAdmin {
+            user_id,
+            key_id,
+            secret: secret.secret,
+        }))
     }
 }
 

@@ -32,7 +32,10 @@ impl Default for BillingConfig {
     fn default() -> Self {
         Self {
             server: ServerConfig::new(([0, 0, 0, 0], 50052).into()),
-            database: DatabaseConfig { url: Secret::new("sqlite://billing.db"), ..DatabaseConfig::default() },
+            database: DatabaseConfig {
+                url: Secret::new("sqlite://billing.db"),
+                ..DatabaseConfig::default()
+            },
             redis: RedisConfig::default(),
             auto_migrate: true,
             reservation_ttl: Duration::from_secs(3600),

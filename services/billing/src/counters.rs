@@ -99,7 +99,10 @@ impl Counters {
     }
 
     fn keys(prefix: &str, user: &str, request_id: &str) -> (String, String) {
-        (format!("{prefix}:{{u:{user}}}:avail"), format!("{prefix}:{{u:{user}}}:res:{request_id}"))
+        (
+            format!("{prefix}:{{u:{user}}}:avail"),
+            format!("{prefix}:{{u:{user}}}:res:{request_id}"),
+        )
     }
 
     /// Atomically checks that `amount` is available and reserves it under
@@ -149,8 +152,11 @@ impl Counters {
                     return Ok(Reserve::Insufficient { available: avail });
                 }
                 m.available.insert(user.to_owned(), avail - amount);
-                m.reservations.insert(request_id.to_owned(), (user.to_owned(), amount, now + ttl));
-                Ok(Reserve::Reserved { available_after: avail - amount })
+                m.reservations
+                    .insert(request_id.to_owned(), (user.to_owned(), amount, now + ttl));
+                Ok(Reserve::Reserved {
+                    available_after: avail - amount,
+                })
             }
         }
     }

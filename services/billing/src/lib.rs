@@ -33,7 +33,10 @@ pub struct App {
 /// Opens the counters the config names: Redis when a URL is set, memory otherwise.
 pub fn counters(config: &BillingConfig) -> anyhow::Result<Counters> {
     Ok(match oneflow_runtime::redis_pool(&config.redis)? {
-        Some(pool) => Counters::Redis { pool, prefix: Arc::from(config.redis.key_prefix.as_str()) },
+        Some(pool) => Counters::Redis {
+            pool,
+            prefix: Arc::from(config.redis.key_prefix.as_str()),
+        },
         None => Counters::memory(),
     })
 }
@@ -44,7 +47,12 @@ pub async fn grpc(config: &BillingConfig) -> anyhow::Result<BillingGrpc> {
     if config.auto_migrate {
         store.migrate().await?;
     }
-    Ok(BillingGrpc::new(store, counters(config)?, PriceBook::new(&config.pricing), config.reservation_ttl))
+    Ok(BillingGrpc::new(
+        store,
+        counters(config)?,
+        PriceBook::new(&config.pricing),
+        config.reservation_ttl,
+    ))
 }
 
 impl App {
@@ -64,7 +72,12 @@ impl App {
         let routes = tonic::service::Routes::new(BillingServiceServer::new(grpc.clone()));
         let router = oneflow_runtime::internal_router(routes, &["oneflow.billing.v1.BillingService"], ready).await?;
         let listener = oneflow_runtime::bind(config.server.listen).await?;
-        Ok(Self { listener, router, grace: config.server.shutdown_grace, grpc })
+        Ok(Self {
+            listener,
+            router,
+            grace: config.server.shutdown_grace,
+            grpc,
+        })
     }
 
     /// The bound address.

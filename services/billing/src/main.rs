@@ -36,13 +36,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => BillingStore::connect(&config.database).await?.migrate().await?,
         Command::CheckConfig => emit(&serde_json::to_string_pretty(&config)?),
         Command::HealthCheck { url } => oneflow_runtime::health_check(url.as_deref(), config.server.listen).await?,
-        Command::Extra(BillingCommand::Grant { user, amount, idempotency_key }) => {
-            let cents = parse_credits(&amount).ok_or_else(|| anyhow::anyhow!("amount must be a decimal with at most 2 places"))?;
+        Command::Extra(BillingCommand::Grant {
+            user,
+            amount,
+            idempotency_key,
+        }) => {
+            let cents = parse_credits(&amount)
+                .ok_or_else(|| anyhow::anyhow!("amount must be a decimal with at most 2 places"))?;
             anyhow::ensure!(cents > 0, "amount must be positive");
             let grpc = oneflow_billing::grpc(&config).await?;
             let key = idempotency_key.unwrap_or_else(|| format!("cli-grant:{}", uuid::Uuid::now_v7()));
-            let balance = grpc.grant(&user, cents, EntryKind::Grant, &key, Some("cli grant"), None).await?;
-            emit(&serde_json::json!({ "user_id": user, "balance": oneflow_billing::format_cents(balance) }).to_string());
+            let balance = grpc
+                .grant(&user, cents, EntryKind::Grant, &key, Some("cli grant"), None)
+                .await?;
+            emit(
+                &serde_json::json!({ "user_id": user, "balance": oneflow_billing::format_cents(balance) }).to_string(),
+            );
         }
     }
     Ok(())

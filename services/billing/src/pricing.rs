@@ -38,7 +38,10 @@ pub struct PricingConfig {
 
 impl Default for PricingConfig {
     fn default() -> Self {
-        Self { credits_per_usd: Decimal::from(100), models: Vec::new() }
+        Self {
+            credits_per_usd: Decimal::from(100),
+            models: Vec::new(),
+        }
     }
 }
 
@@ -66,7 +69,10 @@ impl PriceBook {
     /// Indexes the configured prices.
     pub fn new(config: &PricingConfig) -> Self {
         let by_model = config.models.iter().map(|p| (p.model.clone(), p.clone())).collect();
-        Self { credits_per_usd: config.credits_per_usd, by_model }
+        Self {
+            credits_per_usd: config.credits_per_usd,
+            by_model,
+        }
     }
 
     /// Every configured price.
@@ -76,7 +82,10 @@ impl PriceBook {
 
     /// The charge for `usage` of `model`, in hundredths of a credit.
     pub fn charge_cents(&self, model: &str, usage: &Usage) -> Result<i64, PriceError> {
-        let price = self.by_model.get(model).ok_or_else(|| PriceError::NotPriced(model.to_owned()))?;
+        let price = self
+            .by_model
+            .get(model)
+            .ok_or_else(|| PriceError::NotPriced(model.to_owned()))?;
         charge_cents(price, usage, self.credits_per_usd)
     }
 }
@@ -87,7 +96,9 @@ pub fn charge_cents(price: &ModelPrice, usage: &Usage, credits_per_usd: Decimal)
     let uncached = usage.input_tokens - cached;
     let cached_price = price.cached_input_per_million.unwrap_or(price.input_per_million);
     let part = |tokens: u64, per_million: Decimal| -> Result<Decimal, PriceError> {
-        Decimal::from(tokens).checked_mul(per_million).ok_or(PriceError::Overflow)
+        Decimal::from(tokens)
+            .checked_mul(per_million)
+            .ok_or(PriceError::Overflow)
     };
     let usd_millions = part(uncached, price.input_per_million)?
         .checked_add(part(cached, cached_price)?)
@@ -131,7 +142,12 @@ mod tests {
     }
 
     fn usage(i: u64, o: u64, c: u64) -> Usage {
-        Usage { input_tokens: i, output_tokens: o, cached_input_tokens: c, ..Usage::default() }
+        Usage {
+            input_tokens: i,
+            output_tokens: o,
+            cached_input_tokens: c,
+            ..Usage::default()
+        }
     }
 
     #[test]
@@ -140,7 +156,10 @@ mod tests {
         let cents = charge_cents(&price(), &usage(1_000_000, 500_000, 0), Decimal::from(100)).unwrap();
         assert_eq!(cents, 4500);
         // 10 input + 20 output = $0.0000135 = 0.00135 credits, rounded up once to 0.01.
-        assert_eq!(charge_cents(&price(), &usage(10, 20, 0), Decimal::from(100)).unwrap(), 1);
+        assert_eq!(
+            charge_cents(&price(), &usage(10, 20, 0), Decimal::from(100)).unwrap(),
+            1
+        );
         assert_eq!(charge_cents(&price(), &usage(0, 0, 0), Decimal::from(100)).unwrap(), 0);
     }
 

@@ -33,7 +33,11 @@ fn price_status(e: PriceError) -> Status {
         PriceError::NotPriced(_) => oneflow_proto::status_with_info(
             Code::FailedPrecondition,
             e.to_string(),
-            ErrorInfo { code: "model_not_priced".into(), param: "model".into(), ..ErrorInfo::default() },
+            ErrorInfo {
+                code: "model_not_priced".into(),
+                param: "model".into(),
+                ..ErrorInfo::default()
+            },
         ),
         PriceError::Overflow => Status::invalid_argument(e.to_string()),
     }
@@ -77,25 +81,53 @@ impl TryFrom<pb::AuthorizeRequest> for AuthorizeCommand {
         required(&r.request_id, "request_id")?;
         required(&r.user_id, "user_id")?;
         required(&r.model, "model")?;
-        Ok(Self { request_id: r.request_id, user_id: r.user_id, model: r.model, worst_case: r.worst_case.unwrap_or_default() })
+        Ok(Self {
+            request_id: r.request_id,
+            user_id: r.user_id,
+            model: r.model,
+            worst_case: r.worst_case.unwrap_or_default(),
+        })
     }
 }
 
 impl BillingGrpc {
     /// A server over its store, counters and prices.
     pub fn new(store: BillingStore, counters: Counters, prices: PriceBook, reservation_ttl: Duration) -> Self {
-        Self { store, counters, prices, reservation_ttl }
+        Self {
+            store,
+            counters,
+            prices,
+            reservation_ttl,
+        }
     }
 
     /// Grants (or adjusts) credits; idempotent per key. Shared by the RPC and the CLI.
-    pub async fn grant(&self, user_id: &str, amount: i64, kind: EntryKind, key: &str, note: Option<&str>, actor: Option<&str>) -> Result<i64, Status> {
+    pub async fn grant(
+        &self,
+        user_id: &str,
+        amount: i64,
+        kind: EntryKind,
+        key: &str,
+        note: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<i64, Status> {
         let written = self
             .store
-            .append(&NewEntry { user_id, kind, amount, idempotency_key: key, note, actor_user_id: actor })
+            .append(&NewEntry {
+                user_id,
+                kind,
+                amount,
+                idempotency_key: key,
+                note,
+                actor_user_id: actor,
+            })
             .await
             .map_err(store_status)?;
         if !written.duplicate {
-            self.counters.credit(user_id, amount).await.map_err(|e| counter_status(&e))?;
+            self.counters
+                .credit(user_id, amount)
+                .await
+                .map_err(|e| counter_status(&e))?;
         }
         Ok(written.balance_after)
     }
@@ -104,9 +136,15 @@ impl BillingGrpc {
 #[tonic::async_trait]
 impl BillingService for BillingGrpc {
     #[tracing::instrument(skip_all)]
-    async fn authorize(&self, request: Request<pb::AuthorizeRequest>) -> Result<Response<pb::AuthorizeResponse>, Status> {
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let cmd = AuthorizeCommand::try_from(request.into_inner())?;
-        let amount = self.prices.charge_cents(&cmd.model, &cmd.worst_case).map_err(price_status)?;
+        let amount = self
+            .prices
+            .charge_cents(&cmd.model, &cmd.worst_case)
+            .map_err(price_status)?;
         // The first request of an account loads its balance from the ledger;
         // every later one stays off the database.
         let mut outcome = self
@@ -118,7 +156,13 @@ impl BillingService for BillingGrpc {
             let balance = self.store.balance(&cmd.user_id).await.map_err(store_status)?;
             outcome = self
                 .counters
-                .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, Some(balance))
+                .reserve(
+                    &cmd.user_id,
+                    &cmd.request_id,
+                    amount,
+                    self.reservation_ttl,
+                    Some(balance),
+                )
                 .await
                 .map_err(|e| counter_status(&e))?;
         }
@@ -133,7 +177,8 @@ impl BillingService for BillingGrpc {
                 }))
             }
             Reserve::Insufficient { available } => {
-                metrics::counter!("oneflow_billing_authorizations_total", "result" => "insufficient_credits").increment(1);
+                metrics::counter!("oneflow_billing_authorizations_total", "result" => "insufficient_credits")
+                    .increment(1);
                 Err(oneflow_proto::status_with_info(
                     Code::FailedPrecondition,
                     format!(
@@ -141,7 +186,10 @@ impl BillingService for BillingGrpc {
                         format_cents(amount),
                         format_cents(available.max(0))
                     ),
-                    ErrorInfo { code: "insufficient_credits".into(), ..ErrorInfo::default() },
+                    ErrorInfo {
+                        code: "insufficient_credits".into(),
+                        ..ErrorInfo::default()
+                    },
                 ))
             }
             Reserve::Duplicate => Err(Status::already_exists("this request id is already authorized")),
@@ -170,7 +218,11 @@ impl BillingService for BillingGrpc {
             latency_ms: r.latency_millis,
             status: r.status,
         };
-        let written = self.store.settle(&r.user_id, charge, &record).await.map_err(store_status)?;
+        let written = self
+            .store
+            .settle(&r.user_id, charge, &record)
+            .await
+            .map_err(store_status)?;
         if !written.duplicate {
             let had_reservation = self
                 .counters
@@ -180,7 +232,8 @@ impl BillingService for BillingGrpc {
             if !had_reservation {
                 tracing::warn!(request_id = %r.request_id, "settled without an open reservation");
             }
-            metrics::counter!("oneflow_credits_consumed_total", "model" => r.model.clone()).increment(u64::try_from(charge).unwrap_or(0));
+            metrics::counter!("oneflow_credits_consumed_total", "model" => r.model.clone())
+                .increment(u64::try_from(charge).unwrap_or(0));
             metrics::counter!("oneflow_tokens_total", "model" => r.model.clone(), "provider" => r.provider.clone(), "direction" => "input").increment(usage.input_tokens);
             metrics::counter!("oneflow_tokens_total", "model" => r.model, "provider" => r.provider, "direction" => "output").increment(usage.output_tokens);
         }
@@ -195,7 +248,9 @@ impl BillingService for BillingGrpc {
         &self,
         _request: Request<pb::AcquireDeploymentCapacityRequest>,
     ) -> Result<Response<pb::AcquireDeploymentCapacityResponse>, Status> {
-        Err(Status::unimplemented("AcquireDeploymentCapacity is not available in this OneFlow version"))
+        Err(Status::unimplemented(
+            "AcquireDeploymentCapacity is not available in this OneFlow version",
+        ))
     }
 
     async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Result<Response<pb::Balance>, Status> {
@@ -210,7 +265,10 @@ impl BillingService for BillingGrpc {
         }))
     }
 
-    async fn grant_credits(&self, request: Request<pb::GrantCreditsRequest>) -> Result<Response<pb::LedgerEntry>, Status> {
+    async fn grant_credits(
+        &self,
+        request: Request<pb::GrantCreditsRequest>,
+    ) -> Result<Response<pb::LedgerEntry>, Status> {
         let r = request.into_inner();
         required(&r.user_id, "user_id")?;
         required(&r.idempotency_key, "idempotency_key")?;
@@ -224,11 +282,15 @@ impl BillingService for BillingGrpc {
             pb::EntryKind::Charge => return Err(Status::invalid_argument("charges come from settlement only")),
         };
         if amount <= 0 && kind != EntryKind::Adjustment {
-            return Err(Status::invalid_argument("amount must be positive (use an adjustment to remove credits)"));
+            return Err(Status::invalid_argument(
+                "amount must be positive (use an adjustment to remove credits)",
+            ));
         }
         let note = (!r.note.is_empty()).then_some(r.note.as_str());
         let actor = (!r.actor_user_id.is_empty()).then_some(r.actor_user_id.as_str());
-        let balance = self.grant(&r.user_id, amount, kind, &r.idempotency_key, note, actor).await?;
+        let balance = self
+            .grant(&r.user_id, amount, kind, &r.idempotency_key, note, actor)
+            .await?;
         Ok(Response::new(pb::LedgerEntry {
             id: String::new(),
             user_id: r.user_id,
@@ -240,7 +302,10 @@ impl BillingService for BillingGrpc {
         }))
     }
 
-    async fn list_prices(&self, _request: Request<pb::ListPricesRequest>) -> Result<Response<pb::ListPricesResponse>, Status> {
+    async fn list_prices(
+        &self,
+        _request: Request<pb::ListPricesRequest>,
+    ) -> Result<Response<pb::ListPricesResponse>, Status> {
         let prices = self
             .prices
             .prices()
@@ -259,10 +324,17 @@ impl BillingService for BillingGrpc {
     }
 
     async fn upsert_price(&self, _request: Request<pb::UpsertPriceRequest>) -> Result<Response<pb::Price>, Status> {
-        Err(Status::unimplemented("UpsertPrice is not available in this OneFlow version"))
+        Err(Status::unimplemented(
+            "UpsertPrice is not available in this OneFlow version",
+        ))
     }
 
-    async fn get_usage(&self, _request: Request<pb::GetUsageRequest>) -> Result<Response<pb::GetUsageResponse>, Status> {
-        Err(Status::unimplemented("GetUsage is not available in this OneFlow version"))
+    async fn get_usage(
+        &self,
+        _request: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::GetUsageResponse>, Status> {
+        Err(Status::unimplemented(
+            "GetUsage is not available in this OneFlow version",
+        ))
     }
 }

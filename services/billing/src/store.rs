@@ -125,7 +125,10 @@ impl BillingStore {
     /// Opens the database named by `config.url`.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
         let pool = oneflow_runtime::connect_database(config).await?;
-        Ok(Self { pool, postgres: is_postgres(config.url.expose()) })
+        Ok(Self {
+            pool,
+            postgres: is_postgres(config.url.expose()),
+        })
     }
 
     /// Applies this service's migrations.
@@ -228,18 +231,21 @@ async fn append_in(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> 
     let now = now_millis();
     // Create the account row first so the balance update below locks it
     // (PostgreSQL) and concurrent settlements serialise on it.
-    sqlx::query("INSERT INTO accounts (user_id, balance, updated_at) VALUES ($1, 0, $2) ON CONFLICT (user_id) DO NOTHING")
-        .bind(entry.user_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    let (balance,): (i64,) =
-        sqlx::query_as("UPDATE accounts SET balance = balance + $1, updated_at = $2 WHERE user_id = $3 RETURNING balance")
-            .bind(entry.amount)
-            .bind(now)
-            .bind(entry.user_id)
-            .fetch_one(&mut **tx)
-            .await?;
+    sqlx::query(
+        "INSERT INTO accounts (user_id, balance, updated_at) VALUES ($1, 0, $2) ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(entry.user_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let (balance,): (i64,) = sqlx::query_as(
+        "UPDATE accounts SET balance = balance + $1, updated_at = $2 WHERE user_id = $3 RETURNING balance",
+    )
+    .bind(entry.amount)
+    .bind(now)
+    .bind(entry.user_id)
+    .fetch_one(&mut **tx)
+    .await?;
     let inserted = sqlx::query(
         "INSERT INTO ledger_entries (id, user_id, kind, amount, idempotency_key, note, actor_user_id, balance_after, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
@@ -264,7 +270,13 @@ async fn append_in(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> 
                 .bind(entry.user_id)
                 .fetch_one(&mut **tx)
                 .await?;
-        return Ok(Written { balance_after: balance, duplicate: true });
+        return Ok(Written {
+            balance_after: balance,
+            duplicate: true,
+        });
     }
-    Ok(Written { balance_after: balance, duplicate: false })
+    Ok(Written {
+        balance_after: balance,
+        duplicate: false,
+    })
 }

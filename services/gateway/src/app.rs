@@ -48,7 +48,9 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-                .layer(SetSensitiveRequestHeadersLayer::new(std::iter::once(header::AUTHORIZATION)))
+                .layer(SetSensitiveRequestHeadersLayer::new(std::iter::once(
+                    header::AUTHORIZATION,
+                )))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(middleware::from_fn(oneflow_runtime::trace_http))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -56,7 +58,10 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 ))
-                .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"))),
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                )),
         )
         .with_state(state)
 }
@@ -100,4 +105,3 @@ async fn metrics() -> Response {
     )
         .into_response()
 }
-

@@ -32,7 +32,10 @@ pub struct GatewayConfig {
 }
 
 fn client(port: u16) -> GrpcClientConfig {
-    GrpcClientConfig { url: format!("http://127.0.0.1:{port}"), ..GrpcClientConfig::default() }
+    GrpcClientConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        ..GrpcClientConfig::default()
+    }
 }
 
 impl Default for GatewayConfig {

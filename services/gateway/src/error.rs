@@ -39,7 +39,14 @@ struct Body<'a> {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), kind, param: None, code: None, retry_after_secs: None }
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after_secs: None,
+        }
     }
     /// Sets `param`.
     #[must_use]
@@ -63,7 +70,11 @@ impl ApiError {
     }
     /// 500 without detail.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server had an error while processing your request.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "The server had an error while processing your request.",
+        )
     }
 
     /// The SSE `data:` payload for an error inside a stream.
@@ -76,7 +87,9 @@ impl ApiError {
                 code: self.code.as_deref(),
             },
         })
-        .unwrap_or_else(|_| "{\"error\":{\"message\":\"error\",\"type\":\"server_error\",\"param\":null,\"code\":null}}".to_owned())
+        .unwrap_or_else(|_| {
+            "{\"error\":{\"message\":\"error\",\"type\":\"server_error\",\"param\":null,\"code\":null}}".to_owned()
+        })
     }
 
     /// Maps an internal gRPC status to the public error. Every code is listed:
@@ -89,7 +102,11 @@ impl ApiError {
         let msg = status.message().to_owned();
         let (http, kind, message) = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid_request_error", msg),
-            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "invalid_request_error", "Incorrect API key provided.".to_owned()),
+            Code::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "Incorrect API key provided.".to_owned(),
+            ),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_error", msg),
             Code::NotFound => (StatusCode::NOT_FOUND, "invalid_request_error", msg),
             Code::AlreadyExists | Code::Aborted => (StatusCode::CONFLICT, "invalid_request_error", msg),
@@ -99,10 +116,22 @@ impl ApiError {
             Code::FailedPrecondition => (StatusCode::BAD_REQUEST, "invalid_request_error", msg),
             Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "requests", msg),
             Code::Unavailable if info.upstream_status == 502 => (StatusCode::BAD_GATEWAY, "server_error", msg),
-            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "The service is temporarily unavailable; please retry.".to_owned()),
-            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "server_error", "The upstream provider did not answer in time.".to_owned()),
+            Code::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "The service is temporarily unavailable; please retry.".to_owned(),
+            ),
+            Code::DeadlineExceeded => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "The upstream provider did not answer in time.".to_owned(),
+            ),
             Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, "invalid_request_error", msg),
-            Code::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "The request was cancelled.".to_owned()),
+            Code::Cancelled => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "The request was cancelled.".to_owned(),
+            ),
             Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => {
                 tracing::error!(code = ?status.code(), message = %status.message(), "internal service error");
                 return Self::internal();
@@ -119,11 +148,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!("oneflow_gateway_errors_total", "status" => self.status.as_str().to_owned()).increment(1);
-        let mut resp = (self.status, [(header::CONTENT_TYPE, "application/json")], self.to_json()).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        let mut resp = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.to_json(),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -139,7 +173,10 @@ mod tests {
         let s = oneflow_proto::status_with_info(
             Code::FailedPrecondition,
             "insufficient credits",
-            ErrorInfo { code: "insufficient_credits".into(), ..ErrorInfo::default() },
+            ErrorInfo {
+                code: "insufficient_credits".into(),
+                ..ErrorInfo::default()
+            },
         );
         let e = ApiError::from_status(&s);
         assert_eq!(e.status, StatusCode::PAYMENT_REQUIRED);
@@ -147,7 +184,11 @@ mod tests {
         let s = oneflow_proto::status_with_info(
             Code::ResourceExhausted,
             "slow down",
-            ErrorInfo { code: "rate_limit_exceeded".into(), retry_after_millis: 2500, ..ErrorInfo::default() },
+            ErrorInfo {
+                code: "rate_limit_exceeded".into(),
+                retry_after_millis: 2500,
+                ..ErrorInfo::default()
+            },
         );
         let e = ApiError::from_status(&s);
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oneflow_proto::billing::v1 as billing;
@@ -27,7 +27,12 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
     body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "invalid_request_error", "Request body is larger than the allowed limit.").code("request_too_large")
+            ApiError::new(
+                status,
+                "invalid_request_error",
+                "Request body is larger than the allowed limit.",
+            )
+            .code("request_too_large")
         } else {
             ApiError::invalid("Could not read the request body.")
         }
@@ -66,13 +71,21 @@ fn require_inference(p: &Principal) -> Result<(), ApiError> {
     if p.inference {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "permission_error", "This API key lacks the `inference` scope.")
-            .code("insufficient_scope"))
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "This API key lacks the `inference` scope.",
+        )
+        .code("insufficient_scope"))
     }
 }
 
 fn client_request_id(headers: &HeaderMap) -> String {
-    headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn bytes_len(n: usize) -> u64 {
@@ -106,7 +119,10 @@ async fn authorize(
 fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &str) {
     let headers = resp.headers_mut();
     if let Some(r) = route {
-        for (name, value) in [("x-oneflow-provider", &r.provider), ("x-oneflow-deployment", &r.deployment)] {
+        for (name, value) in [
+            ("x-oneflow-provider", &r.provider),
+            ("x-oneflow-deployment", &r.deployment),
+        ] {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(name, v);
             }
@@ -205,11 +221,17 @@ pub async fn chat_completions(
     };
     // The route comes first; anything else before it is a broken stream.
     let route = match upstream.message().await {
-        Ok(Some(pb::ChatStreamEvent { event: Some(Event::Route(r)) })) => r,
+        Ok(Some(pb::ChatStreamEvent {
+            event: Some(Event::Route(r)),
+        })) => r,
         Ok(_) => {
             settlement.status = 502;
             state.settler.settle(settlement);
-            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "server_error", "The upstream stream ended before it began."));
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "The upstream stream ended before it began.",
+            ));
         }
         Err(status) => {
             let err = ApiError::from_status(&status);
@@ -223,7 +245,12 @@ pub async fn chat_completions(
     let input_estimate = bytes_len(body.len()).div_ceil(4);
     let relay = SseRelay {
         upstream,
-        guard: SettleOnDrop { settler: state.settler.clone(), settlement: Some(settlement), input_estimate, chunks: 0 },
+        guard: SettleOnDrop {
+            settler: state.settler.clone(),
+            settlement: Some(settlement),
+            input_estimate,
+            chunks: 0,
+        },
         finished: false,
     };
     let body_stream = futures::stream::unfold(relay, |mut relay| async move {
@@ -254,7 +281,11 @@ impl Drop for SettleOnDrop {
             if s.usage == Usage::default() {
                 // No usage reported (client hung up or the stream broke before
                 // the router's count): charge what was streamed.
-                s.usage = Usage { input_tokens: self.input_estimate, output_tokens: self.chunks, ..Usage::default() };
+                s.usage = Usage {
+                    input_tokens: self.input_estimate,
+                    output_tokens: self.chunks,
+                    ..Usage::default()
+                };
                 if s.status == 200 {
                     s.status = 499;
                 }
@@ -309,8 +340,13 @@ impl SseRelay {
                     self.finished = true;
                     self.set_status(502);
                     let info = e.info.unwrap_or_default();
-                    let err = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", e.message)
-                        .code(if info.code.is_empty() { "upstream_error".to_owned() } else { info.code });
+                    let err = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", e.message).code(
+                        if info.code.is_empty() {
+                            "upstream_error".to_owned()
+                        } else {
+                            info.code
+                        },
+                    );
                     return Some(sse_error(&err));
                 }
                 Event::Route(_) => {}
@@ -348,11 +384,16 @@ pub async fn embeddings(
     match map.get("encoding_format") {
         None | Some(Value::Null) => {}
         Some(Value::String(f)) if f == "float" || f == "base64" => {}
-        Some(_) => return Err(ApiError::invalid("`encoding_format` must be `float` or `base64`").param("encoding_format")),
+        Some(_) => {
+            return Err(ApiError::invalid("`encoding_format` must be `float` or `base64`").param("encoding_format"));
+        }
     }
     state.models.get(&state, &model).await?;
     let billing_id = uuid::Uuid::now_v7().to_string();
-    let worst = Usage { input_tokens: bytes_len(body.len()), ..Usage::default() };
+    let worst = Usage {
+        input_tokens: bytes_len(body.len()),
+        ..Usage::default()
+    };
     authorize(&state, &principal, &billing_id, &model, Operation::Embeddings, worst).await?;
     let mut settlement = Settlement::new(&billing_id, &principal, &model, Operation::Embeddings);
     let mut router = state.clients.router.clone();

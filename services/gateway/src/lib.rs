@@ -48,7 +48,12 @@ impl App {
         };
         let router = app::router(state, config.body_limit_bytes, config.request_timeout);
         let listener = oneflow_runtime::bind(config.server.listen).await?;
-        Ok(Self { listener, router, grace: config.server.shutdown_grace, settler })
+        Ok(Self {
+            listener,
+            router,
+            grace: config.server.shutdown_grace,
+            settler,
+        })
     }
 
     /// The bound address.
@@ -61,7 +66,10 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let started = tokio::time::Instant::now();
         oneflow_runtime::serve(self.listener, self.router, shutdown, self.grace).await?;
-        let left = self.grace.saturating_sub(started.elapsed()).max(std::time::Duration::from_secs(5));
+        let left = self
+            .grace
+            .saturating_sub(started.elapsed())
+            .max(std::time::Duration::from_secs(5));
         self.settler.drain(left).await;
         Ok(())
     }

@@ -37,7 +37,10 @@ pub struct ModelDirectory {
 impl ModelDirectory {
     /// An empty directory refreshed every `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { cached: Arc::new(RwLock::new(None)), ttl }
+        Self {
+            cached: Arc::new(RwLock::new(None)),
+            ttl,
+        }
     }
 
     /// The current models, refreshed from the router when stale. A failed
@@ -48,14 +51,24 @@ impl ModelDirectory {
             other => other,
         };
         let mut router = state.clients.router.clone();
-        match router.list_models(state.clients.request(pb::ListModelsRequest {})).await {
+        match router
+            .list_models(state.clients.request(pb::ListModelsRequest {}))
+            .await
+        {
             Ok(resp) => {
                 let map: HashMap<_, _> = resp
                     .into_inner()
                     .models
                     .into_iter()
                     .map(|m| {
-                        (m.id.clone(), ModelInfo { id: m.id, max_output_tokens: m.max_output_tokens, owned_by: m.owned_by })
+                        (
+                            m.id.clone(),
+                            ModelInfo {
+                                id: m.id,
+                                max_output_tokens: m.max_output_tokens,
+                                owned_by: m.owned_by,
+                            },
+                        )
                     })
                     .collect();
                 let snap = Arc::new(map);
@@ -76,7 +89,11 @@ impl ModelDirectory {
 
     /// The model named `id`, or OpenAI's 404.
     pub async fn get(&self, state: &AppState, id: &str) -> Result<ModelInfo, ApiError> {
-        self.snapshot(state).await?.get(id).cloned().ok_or_else(|| not_found(id))
+        self.snapshot(state)
+            .await?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(id))
     }
 }
 
@@ -99,7 +116,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     let snap = state.models.snapshot(&state).await?;
     let mut models: Vec<_> = snap.values().collect();
     models.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Json(json!({ "object": "list", "data": models.into_iter().map(model_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "object": "list", "data": models.into_iter().map(model_json).collect::<Vec<_>>() }),
+    ))
 }
 
 /// `GET /v1/models/{id}`

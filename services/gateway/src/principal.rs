@@ -44,17 +44,26 @@ impl From<pb::Principal> for Principal {
     }
 }
 
+/// SHA-256 of a bearer credential: the cache key (the credential itself is never kept).
+type CredentialHash = [u8; 32];
+
+/// A principal and the instant it must be validated again.
+type Cached = (Arc<Principal>, Instant);
+
 /// Validated credentials by hash, each until its expiry.
 #[derive(Debug, Clone)]
 pub struct PrincipalCache {
-    entries: Arc<RwLock<HashMap<[u8; 32], (Arc<Principal>, Instant)>>>,
+    entries: Arc<RwLock<HashMap<CredentialHash, Cached>>>,
     capacity: usize,
 }
 
 impl PrincipalCache {
     /// An empty cache holding at most `capacity` credentials.
     pub fn new(capacity: usize) -> Self {
-        Self { entries: Arc::new(RwLock::new(HashMap::new())), capacity: capacity.max(1) }
+        Self {
+            entries: Arc::new(RwLock::new(HashMap::new())),
+            capacity: capacity.max(1),
+        }
     }
 
     fn get(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
@@ -81,11 +90,12 @@ impl PrincipalCache {
 }
 
 fn bearer(request: &Request) -> Result<&str, ApiError> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthenticated("You didn't provide an API key. Send it as `Authorization: Bearer <key>`."))?;
-    let value = value.to_str().map_err(|_| ApiError::unauthenticated("Incorrect API key provided."))?;
+    let value = request.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthenticated("You didn't provide an API key. Send it as `Authorization: Bearer <key>`.")
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("Incorrect API key provided."))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))

@@ -18,7 +18,10 @@ struct Transient(tonic::Status);
 
 impl Retryable for Transient {
     fn is_retryable(&self) -> bool {
-        matches!(self.0.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown)
+        matches!(
+            self.0.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+        )
     }
 }
 
@@ -76,8 +79,16 @@ pub struct Settler {
 impl Settler {
     /// A settler over the billing client.
     pub fn new(billing: BillingServiceClient<TracedChannel>) -> Self {
-        let policy = RetryPolicy { max_retries: 5, max_elapsed: Duration::from_secs(60), ..RetryPolicy::default() };
-        Self { billing, tracker: TaskTracker::new(), policy }
+        let policy = RetryPolicy {
+            max_retries: 5,
+            max_elapsed: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        };
+        Self {
+            billing,
+            tracker: TaskTracker::new(),
+            policy,
+        }
     }
 
     /// Settles in the background.

@@ -40,11 +40,7 @@ const CUT_FLUSH_GRACE: Duration = Duration::from_millis(5);
 const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
 /// `POST /v1/chat/completions`.
-pub(crate) async fn chat_completions(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn chat_completions(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let counters = state.counters();
     Counters::bump(&counters.chat_requests);
     counters.record_headers(&headers);
@@ -56,10 +52,7 @@ pub(crate) async fn chat_completions(
 
 async fn handle(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     let request = parse_json_object(body)?;
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if stream {
         Counters::bump(&state.counters().stream_requests);
     }
@@ -73,9 +66,7 @@ async fn handle(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Result<R
             .and_then(|options| options.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let interval = directives
-            .chunk_interval
-            .unwrap_or(state.config().chunk_interval);
+        let interval = directives.chunk_interval.unwrap_or(state.config().chunk_interval);
         plan.into_stream(include_usage, interval, directives.cut_after)
     } else {
         Ok(Json(plan.completion()).into_response())
@@ -96,19 +87,12 @@ struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     /// Validates the request and computes the deterministic answer.
-    fn from_request(
-        request: &'a Value,
-        state: &MockState,
-        directives: &Directives,
-    ) -> Result<Self, ApiError> {
+    fn from_request(request: &'a Value, state: &MockState, directives: &Directives) -> Result<Self, ApiError> {
         let model = match request.get("model") {
             Some(Value::String(model)) => model.as_str(),
             Some(Value::Null) | None => return Err(ApiError::missing_param("model")),
             Some(_) => {
-                return Err(ApiError::invalid_request(
-                    "'model' must be a string",
-                    Some("model"),
-                ));
+                return Err(ApiError::invalid_request("'model' must be a string", Some("model")));
             }
         };
         let messages = match request.get("messages") {
@@ -133,12 +117,7 @@ impl<'a> Plan<'a> {
                 Some(format!("messages.{index}")),
             ));
         }
-        if !state
-            .config()
-            .chat_models
-            .iter()
-            .any(|known| known == model)
-        {
+        if !state.config().chat_models.iter().any(|known| known == model) {
             return Err(ApiError::model_not_found(model));
         }
         let max_tokens = [
@@ -153,9 +132,7 @@ impl<'a> Plan<'a> {
             let words: usize = text_parts(message.get("content"))
                 .map(|text| text.split_whitespace().count())
                 .sum();
-            total
-                .saturating_add(words as u64)
-                .saturating_add(TOKENS_PER_MESSAGE)
+            total.saturating_add(words as u64).saturating_add(TOKENS_PER_MESSAGE)
         });
 
         let reply = match &directives.reply {
@@ -227,10 +204,7 @@ impl<'a> Plan<'a> {
                 usage,
             })
         };
-        events.push(chunk(
-            &[ChunkChoice::delta(Some("assistant"), Some(""))],
-            no_usage,
-        )?);
+        events.push(chunk(&[ChunkChoice::delta(Some("assistant"), Some(""))], no_usage)?);
         for word in &words {
             events.push(chunk(&[ChunkChoice::delta(None, Some(word))], no_usage)?);
         }
@@ -289,26 +263,23 @@ fn sse_body(events: Vec<Bytes>, interval: Duration, cut_at: Option<usize>) -> Bo
         let all = Bytes::from(events.concat());
         return Body::from_stream(stream::once(async move { Ok::<_, std::io::Error>(all) }));
     }
-    let paced = stream::unfold(
-        (events.into_iter(), 0usize),
-        move |(mut events, index)| async move {
-            if index == usize::MAX {
-                return None;
-            }
-            if index > 0 && !interval.is_zero() {
-                tokio::time::sleep(interval).await;
-            }
-            if cut_at == Some(index) {
-                // Give the server time to flush what was sent before the
-                // abort (an HTTP/2 reset drops frames still queued), so the
-                // client really sees a stream cut mid-way.
-                tokio::time::sleep(CUT_FLUSH_GRACE).await;
-                return Some((Err(cut_error()), (events, usize::MAX)));
-            }
-            let event = events.next()?;
-            Some((Ok(event), (events, index + 1)))
-        },
-    );
+    let paced = stream::unfold((events.into_iter(), 0usize), move |(mut events, index)| async move {
+        if index == usize::MAX {
+            return None;
+        }
+        if index > 0 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        if cut_at == Some(index) {
+            // Give the server time to flush what was sent before the
+            // abort (an HTTP/2 reset drops frames still queued), so the
+            // client really sees a stream cut mid-way.
+            tokio::time::sleep(CUT_FLUSH_GRACE).await;
+            return Some((Err(cut_error()), (events, usize::MAX)));
+        }
+        let event = events.next()?;
+        Some((Ok(event), (events, index + 1)))
+    });
     Body::from_stream(paced)
 }
 
@@ -325,12 +296,10 @@ fn sse_event<T: Serialize>(chunk: &T) -> Result<Bytes, serde_json::Error> {
 fn token_limit(request: &Value, name: &'static str) -> Result<Option<u64>, ApiError> {
     match request.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
-            ApiError::invalid_request(
-                format!("'{name}' must be a non-negative integer"),
-                Some(name),
-            )
-        }),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_request(format!("'{name}' must be a non-negative integer"), Some(name))),
     }
 }
 
@@ -553,21 +522,14 @@ mod tests {
     async fn stream(state: &MockState, body: &Value, headers: &[(&str, &str)]) -> Vec<String> {
         let response = send(state, post_json(PATH, body, headers)).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/event-stream; charset=utf-8"
-        );
+        assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
         sse_payloads(&body_bytes(response).await)
     }
 
     #[tokio::test]
     async fn non_streaming_shape_and_usage() {
         let state = default_state();
-        let response = send(
-            &state,
-            post_json(PATH, &request("Hello there mock world"), &[]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &request("Hello there mock world"), &[])).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body = body_json(response).await;
         assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
@@ -578,10 +540,7 @@ mod tests {
         assert_eq!(body["choices"].as_array().unwrap().len(), 1);
         assert_eq!(choice["index"], 0);
         assert_eq!(choice["message"]["role"], "assistant");
-        assert_eq!(
-            choice["message"]["content"],
-            "Mock reply to: Hello there mock world"
-        );
+        assert_eq!(choice["message"]["content"], "Mock reply to: Hello there mock world");
         assert_eq!(choice["finish_reason"], "stop");
         assert_eq!(choice["logprobs"], Value::Null);
         // 3 + 4 words, plus 3 per message; the reply has 7 words.
@@ -753,30 +712,16 @@ mod tests {
         let response = send(&state, post_json(PATH, &scripted, &[])).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()["retry-after"], "1");
-        assert_eq!(
-            body_json(response).await["error"]["code"],
-            "rate_limit_exceeded"
-        );
+        assert_eq!(body_json(response).await["error"]["code"], "rate_limit_exceeded");
 
         // The header wins over metadata.
-        let response = send(
-            &state,
-            post_json(PATH, &scripted, &[("x-mock-status", "502")]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &scripted, &[("x-mock-status", "502")])).await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(body_json(response).await["error"]["type"], "server_error");
 
-        let response = send(
-            &state,
-            post_json(PATH, &scripted, &[("x-mock-status", "403")]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &scripted, &[("x-mock-status", "403")])).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert_eq!(
-            body_json(response).await["error"]["type"],
-            "invalid_request_error"
-        );
+        assert_eq!(body_json(response).await["error"]["type"], "invalid_request_error");
         assert_eq!(state.stats().errors_injected, 4);
     }
 
@@ -824,11 +769,7 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_secs(2));
 
         let start = tokio::time::Instant::now();
-        let response = send(
-            &state,
-            post_json(PATH, &request("hi"), &[("x-mock-latency-ms", "0")]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &request("hi"), &[("x-mock-latency-ms", "0")])).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(start.elapsed() < Duration::from_secs(1));
 
@@ -857,20 +798,12 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["x-mock-injected"], "true");
 
-        let response = send(
-            &state,
-            post_json(PATH, &request("hi"), &[("x-mock-error-rate", "0")]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &request("hi"), &[("x-mock-error-rate", "0")])).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(state.stats().errors_injected, 1);
 
         let state = default_state();
-        let response = send(
-            &state,
-            post_json(PATH, &request("hi"), &[("x-mock-error-rate", "1")]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &request("hi"), &[("x-mock-error-rate", "1")])).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
@@ -879,14 +812,7 @@ mod tests {
         let state = default_state();
         let mut body = request("ignored");
         body["metadata"] = json!({"mock_reply": "from metadata"});
-        let json = body_json(
-            send(
-                &state,
-                post_json(PATH, &body, &[("x-mock-reply", "exact  text here")]),
-            )
-            .await,
-        )
-        .await;
+        let json = body_json(send(&state, post_json(PATH, &body, &[("x-mock-reply", "exact  text here")])).await).await;
         assert_eq!(json["choices"][0]["message"]["content"], "exact  text here");
         assert_eq!(json["usage"]["completion_tokens"], 3);
 
@@ -914,10 +840,7 @@ mod tests {
         assert!(error.contains_key("code"));
 
         for (request, param) in [
-            (
-                json!({"messages": [{"role": "user", "content": "x"}]}),
-                "model",
-            ),
+            (json!({"messages": [{"role": "user", "content": "x"}]}), "model"),
             (json!({"model": "mock-gpt"}), "messages"),
             (json!({"model": "mock-gpt", "messages": []}), "messages"),
             (json!({"model": "mock-gpt", "messages": "hi"}), "messages"),
@@ -929,11 +852,7 @@ mod tests {
             assert_eq!(body["error"]["type"], "invalid_request_error");
         }
 
-        let response = send(
-            &state,
-            post_json(PATH, &request("hi"), &[("x-mock-status", "abc")]),
-        )
-        .await;
+        let response = send(&state, post_json(PATH, &request("hi"), &[("x-mock-status", "abc")])).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(body_json(response).await["error"]["param"], "x-mock-status");
     }

@@ -29,11 +29,7 @@ const MAX_DIMENSIONS: u64 = 65_536;
 const MAX_INPUTS: usize = 2048;
 
 /// `POST /v1/embeddings`.
-pub(crate) async fn create_embeddings(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn create_embeddings(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let counters = state.counters();
     Counters::bump(&counters.embedding_requests);
     counters.record_headers(&headers);
@@ -52,10 +48,7 @@ async fn handle(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Result<R
         Some(Value::String(model)) => model.as_str(),
         Some(Value::Null) | None => return Err(ApiError::missing_param("model")),
         Some(_) => {
-            return Err(ApiError::invalid_request(
-                "'model' must be a string",
-                Some("model"),
-            ));
+            return Err(ApiError::invalid_request("'model' must be a string", Some("model")));
         }
     };
     let inputs = parse_inputs(request.get("input"))?;
@@ -73,9 +66,8 @@ async fn handle(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Result<R
     let dimensions = match request.get("dimensions") {
         None | Some(Value::Null) => state.config().embedding_dimensions,
         Some(value) => match value.as_u64() {
-            Some(dims @ 1..=MAX_DIMENSIONS) => usize::try_from(dims).map_err(|_| {
-                ApiError::invalid_request("'dimensions' is too large", Some("dimensions"))
-            })?,
+            Some(dims @ 1..=MAX_DIMENSIONS) => usize::try_from(dims)
+                .map_err(|_| ApiError::invalid_request("'dimensions' is too large", Some("dimensions")))?,
             _ => {
                 return Err(ApiError::invalid_request(
                     format!("'dimensions' must be an integer between 1 and {MAX_DIMENSIONS}"),
@@ -84,12 +76,7 @@ async fn handle(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Result<R
             }
         },
     };
-    if !state
-        .config()
-        .embedding_models
-        .iter()
-        .any(|known| known == model)
-    {
+    if !state.config().embedding_models.iter().any(|known| known == model) {
         return Err(ApiError::model_not_found(model));
     }
 
@@ -204,11 +191,7 @@ fn embed(input: &Input<'_>, dimensions: usize) -> Vec<f32> {
             (bits as f32 / (1u32 << 23) as f32) - 1.0
         })
         .collect();
-    let norm = vector
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
+    let norm = vector.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
     if norm > 0.0 {
         for x in &mut vector {
             *x = (f64::from(*x) / norm) as f32;
@@ -297,20 +280,14 @@ mod tests {
     #[tokio::test]
     async fn float_and_base64_encode_the_same_unit_vector() {
         let state = default_state();
-        let (status, float) = embed_request(
-            &state,
-            json!({"model": "mock-embed", "input": "the quick brown fox"}),
-        )
-        .await;
+        let (status, float) =
+            embed_request(&state, json!({"model": "mock-embed", "input": "the quick brown fox"})).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(float["object"], "list");
         assert_eq!(float["model"], "mock-embed");
         assert_eq!(float["data"][0]["object"], "embedding");
         assert_eq!(float["data"][0]["index"], 0);
-        assert_eq!(
-            float["usage"],
-            json!({"prompt_tokens": 4, "total_tokens": 4})
-        );
+        assert_eq!(float["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}));
         let from_float = floats(&float["data"][0]["embedding"]);
         assert_eq!(from_float.len(), 16);
         let norm: f32 = from_float.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -333,11 +310,7 @@ mod tests {
     #[tokio::test]
     async fn inputs_arrays_and_tokens_are_deterministic() {
         let state = default_state();
-        let (status, body) = embed_request(
-            &state,
-            json!({"model": "mock-embed", "input": ["a b", "c", "a b"]}),
-        )
-        .await;
+        let (status, body) = embed_request(&state, json!({"model": "mock-embed", "input": ["a b", "c", "a b"]})).await;
         assert_eq!(status, StatusCode::OK);
         let data = body["data"].as_array().unwrap();
         assert_eq!(data.len(), 3);
@@ -346,8 +319,7 @@ mod tests {
         assert_ne!(data[0]["embedding"], data[1]["embedding"]);
         assert_eq!(body["usage"]["prompt_tokens"], 5);
 
-        let (status, body) =
-            embed_request(&state, json!({"model": "mock-embed", "input": [1, 2, 3]})).await;
+        let (status, body) = embed_request(&state, json!({"model": "mock-embed", "input": [1, 2, 3]})).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["data"].as_array().unwrap().len(), 1);
         assert_eq!(body["usage"]["prompt_tokens"], 3);
@@ -377,17 +349,9 @@ mod tests {
     async fn invalid_requests_are_rejected() {
         let state = default_state();
         let cases = [
-            (
-                json!({"model": "nope", "input": "x"}),
-                StatusCode::NOT_FOUND,
-                "model",
-            ),
+            (json!({"model": "nope", "input": "x"}), StatusCode::NOT_FOUND, "model"),
             (json!({"input": "x"}), StatusCode::BAD_REQUEST, "model"),
-            (
-                json!({"model": "mock-embed"}),
-                StatusCode::BAD_REQUEST,
-                "input",
-            ),
+            (json!({"model": "mock-embed"}), StatusCode::BAD_REQUEST, "input"),
             (
                 json!({"model": "mock-embed", "input": []}),
                 StatusCode::BAD_REQUEST,

@@ -78,18 +78,14 @@ impl ApiError {
 
     /// 400 for a missing required parameter.
     pub(crate) fn missing_param(param: &'static str) -> Self {
-        Self::invalid_request(
-            format!("you must provide a '{param}' parameter"),
-            Some(param),
-        )
+        Self::invalid_request(format!("you must provide a '{param}' parameter"), Some(param))
     }
 
     /// 404 `model_not_found`.
     pub(crate) fn model_not_found(model: &str) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
-            message: format!("The model `{model}` does not exist or you do not have access to it.")
-                .into(),
+            message: format!("The model `{model}` does not exist or you do not have access to it.").into(),
             kind: "invalid_request_error",
             param: Some("model".into()),
             code: Some("model_not_found"),
@@ -156,10 +152,7 @@ impl ApiError {
             other => (
                 "invalid_request_error",
                 None,
-                format!(
-                    "Request rejected with HTTP {other} (injected by the OneFlow mock provider)."
-                )
-                .into(),
+                format!("Request rejected with HTTP {other} (injected by the OneFlow mock provider).").into(),
             ),
         };
         let retry_after = match (status, retry_after) {
@@ -235,10 +228,7 @@ mod tests {
         let response = ApiError::injected(500, None).into_response();
         assert!(response.headers().get(RETRY_AFTER).is_none());
 
-        assert_eq!(
-            ApiError::injected(0, None).status(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        assert_eq!(ApiError::injected(0, None).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

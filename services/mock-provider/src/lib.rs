@@ -184,11 +184,7 @@ pub(crate) mod test_util {
     }
 
     /// A JSON POST with optional extra headers.
-    pub fn post_json(
-        path: &str,
-        body: &serde_json::Value,
-        headers: &[(&str, &str)],
-    ) -> Request<Body> {
+    pub fn post_json(path: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> Request<Body> {
         let mut builder = Request::post(path).header("content-type", "application/json");
         for (name, value) in headers {
             builder = builder.header(*name, *value);
@@ -231,8 +227,7 @@ mod tests {
         assert_eq!(config.error_status, 500);
 
         let config: MockConfig =
-            serde_json::from_value(json!({"first_byte_latency": "150ms", "chunk_interval": "2s"}))
-                .unwrap();
+            serde_json::from_value(json!({"first_byte_latency": "150ms", "chunk_interval": "2s"})).unwrap();
         assert_eq!(config.first_byte_latency, Duration::from_millis(150));
         assert_eq!(config.chunk_interval, Duration::from_secs(2));
 
@@ -242,11 +237,7 @@ mod tests {
     #[tokio::test]
     async fn healthz_answers_ok() {
         let state = default_state();
-        let response = send(
-            &state,
-            Request::get("/healthz").body(Body::empty()).unwrap(),
-        )
-        .await;
+        let response = send(&state, Request::get("/healthz").body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(&body_bytes(response).await[..], b"ok");
     }
@@ -254,11 +245,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_route_gets_openai_shaped_404() {
         let state = default_state();
-        let response = send(
-            &state,
-            Request::post("/v1/nope").body(Body::empty()).unwrap(),
-        )
-        .await;
+        let response = send(&state, Request::post("/v1/nope").body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let body = body_json(response).await;
         assert_eq!(body["error"]["type"], "invalid_request_error");
@@ -276,10 +263,7 @@ mod tests {
             post_json(
                 "/v1/chat/completions",
                 &chat,
-                &[
-                    ("traceparent", traceparent),
-                    ("authorization", "Bearer sk-test"),
-                ],
+                &[("traceparent", traceparent), ("authorization", "Bearer sk-test")],
             ),
         )
         .await;
@@ -306,11 +290,7 @@ mod tests {
         .await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-        let response = send(
-            &state,
-            Request::get("/mock/stats").body(Body::empty()).unwrap(),
-        )
-        .await;
+        let response = send(&state, Request::get("/mock/stats").body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), StatusCode::OK);
         let stats: MockStats = serde_json::from_value(body_json(response).await).unwrap();
         assert_eq!(stats.chat_requests, 3);
@@ -320,11 +300,7 @@ mod tests {
         assert_eq!(stats.last_traceparent, None);
         assert!(!stats.last_authorization_present);
 
-        let response = send(
-            &state,
-            Request::post("/mock/reset").body(Body::empty()).unwrap(),
-        )
-        .await;
+        let response = send(&state, Request::post("/mock/reset").body(Body::empty()).unwrap()).await;
         assert_eq!(response.status(), StatusCode::OK);
         let stats = state.stats();
         assert_eq!(stats.chat_requests, 0);

@@ -35,8 +35,13 @@ async fn main() -> anyhow::Result<()> {
             let listener = oneflow_runtime::bind(config.server.listen).await?;
             tracing::info!(addr = %listener.local_addr()?, "mock provider listening");
             let app = router(MockState::new(config.mock));
-            oneflow_runtime::serve(listener, app, oneflow_runtime::shutdown_on_signal(), config.server.shutdown_grace)
-                .await?;
+            oneflow_runtime::serve(
+                listener,
+                app,
+                oneflow_runtime::shutdown_on_signal(),
+                config.server.shutdown_grace,
+            )
+            .await?;
             tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
         }
         Command::Migrate => {}

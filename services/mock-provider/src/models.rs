@@ -51,11 +51,7 @@ pub(crate) async fn list_models(State(state): State<MockState>) -> Response {
         .chain(&config.embedding_models)
         .map(|id| ModelObject::new(id))
         .collect();
-    Json(ModelList {
-        object: "list",
-        data,
-    })
-    .into_response()
+    Json(ModelList { object: "list", data }).into_response()
 }
 
 /// `GET /v1/models/{id}` (ids may contain `/`).

@@ -104,9 +104,7 @@ impl Directives {
             .get("metadata")
             .and_then(Value::as_object)
             .filter(|map| map.keys().any(|key| key.starts_with(METADATA_PREFIX)));
-        let has_headers = headers
-            .keys()
-            .any(|name| name.as_str().starts_with(HEADER_PREFIX));
+        let has_headers = headers.keys().any(|name| name.as_str().starts_with(HEADER_PREFIX));
         if metadata.is_none() && !has_headers {
             return Ok(Self::default());
         }
@@ -134,9 +132,7 @@ impl Directives {
         };
         Ok(Self {
             latency: lookup.parse::<u64>(&LATENCY)?.map(Duration::from_millis),
-            chunk_interval: lookup
-                .parse::<u64>(&CHUNK_INTERVAL)?
-                .map(Duration::from_millis),
+            chunk_interval: lookup.parse::<u64>(&CHUNK_INTERVAL)?.map(Duration::from_millis),
             status,
             retry_after: lookup.parse::<u64>(&RETRY_AFTER)?,
             error_rate,
@@ -171,10 +167,7 @@ impl<'a> Lookup<'a> {
             Value::Number(number) => Cow::Owned(number.to_string()),
             Value::Null => return Ok(None),
             _ => {
-                return Err(invalid(
-                    name.metadata,
-                    "metadata values must be strings (or numbers)",
-                ));
+                return Err(invalid(name.metadata, "metadata values must be strings (or numbers)"));
             }
         };
         Ok(Some(Raw {
@@ -239,10 +232,7 @@ pub(crate) async fn gate(state: &MockState, directives: &Directives) -> Result<(
             rate,
             "mock provider: injecting random error"
         );
-        return Err(ApiError::injected(
-            config.error_status,
-            directives.retry_after,
-        ));
+        return Err(ApiError::injected(config.error_status, directives.retry_after));
     }
     Ok(())
 }
@@ -331,11 +321,7 @@ mod tests {
         ] {
             let map = headers(&[(name, value)]);
             let err = Directives::from_request(&map, &json!({})).unwrap_err();
-            assert_eq!(
-                err.status(),
-                axum::http::StatusCode::BAD_REQUEST,
-                "{name}: {value}"
-            );
+            assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST, "{name}: {value}");
         }
         let body = json!({"metadata": {"mock_status": ["429"]}});
         assert!(Directives::from_request(&HeaderMap::new(), &body).is_err());

@@ -54,9 +54,7 @@ impl Counters {
     pub(crate) fn record_headers(&self, headers: &HeaderMap) {
         self.last_authorization_present
             .store(headers.contains_key(AUTHORIZATION), Ordering::Relaxed);
-        let traceparent = headers
-            .get("traceparent")
-            .and_then(|value| value.to_str().ok());
+        let traceparent = headers.get("traceparent").and_then(|value| value.to_str().ok());
         let mut last = self
             .last_traceparent
             .lock()
@@ -95,8 +93,7 @@ impl Counters {
         self.stream_requests.store(0, Ordering::Relaxed);
         self.embedding_requests.store(0, Ordering::Relaxed);
         self.errors_injected.store(0, Ordering::Relaxed);
-        self.last_authorization_present
-            .store(false, Ordering::Relaxed);
+        self.last_authorization_present.store(false, Ordering::Relaxed);
         *self
             .last_traceparent
             .lock()

@@ -18,15 +18,63 @@ struct Entry {
 }
 
 const MOCK: &[Entry] = &[
-    Entry { model: "mock-gpt", operation: ModelOperation::Chat, input: (15, 2), output: (60, 2), cached: Some((75, 3)), context: 128_000, max_output: 4096 },
-    Entry { model: "mock-gpt-mini", operation: ModelOperation::Chat, input: (5, 2), output: (20, 2), cached: None, context: 32_000, max_output: 2048 },
-    Entry { model: "mock-embed", operation: ModelOperation::Embeddings, input: (2, 2), output: (0, 0), cached: None, context: 8192, max_output: 0 },
+    Entry {
+        model: "mock-gpt",
+        operation: ModelOperation::Chat,
+        input: (15, 2),
+        output: (60, 2),
+        cached: Some((75, 3)),
+        context: 128_000,
+        max_output: 4096,
+    },
+    Entry {
+        model: "mock-gpt-mini",
+        operation: ModelOperation::Chat,
+        input: (5, 2),
+        output: (20, 2),
+        cached: None,
+        context: 32_000,
+        max_output: 2048,
+    },
+    Entry {
+        model: "mock-embed",
+        operation: ModelOperation::Embeddings,
+        input: (2, 2),
+        output: (0, 0),
+        cached: None,
+        context: 8192,
+        max_output: 0,
+    },
 ];
 
 const OPENAI: &[Entry] = &[
-    Entry { model: "gpt-4o-mini", operation: ModelOperation::Chat, input: (15, 2), output: (60, 2), cached: Some((75, 3)), context: 128_000, max_output: 16_384 },
-    Entry { model: "gpt-4o", operation: ModelOperation::Chat, input: (250, 2), output: (1000, 2), cached: Some((125, 2)), context: 128_000, max_output: 16_384 },
-    Entry { model: "text-embedding-3-small", operation: ModelOperation::Embeddings, input: (2, 2), output: (0, 0), cached: None, context: 8191, max_output: 0 },
+    Entry {
+        model: "gpt-4o-mini",
+        operation: ModelOperation::Chat,
+        input: (15, 2),
+        output: (60, 2),
+        cached: Some((75, 3)),
+        context: 128_000,
+        max_output: 16_384,
+    },
+    Entry {
+        model: "gpt-4o",
+        operation: ModelOperation::Chat,
+        input: (250, 2),
+        output: (1000, 2),
+        cached: Some((125, 2)),
+        context: 128_000,
+        max_output: 16_384,
+    },
+    Entry {
+        model: "text-embedding-3-small",
+        operation: ModelOperation::Embeddings,
+        input: (2, 2),
+        output: (0, 0),
+        cached: None,
+        context: 8191,
+        max_output: 0,
+    },
 ];
 
 fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, entries: &[Entry]) {
@@ -55,7 +103,10 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
 
 /// Router config and prices for the embedded mode.
 pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig, PricingConfig) {
-    let mut router = RouterConfig { server, ..RouterConfig::default() };
+    let mut router = RouterConfig {
+        server,
+        ..RouterConfig::default()
+    };
     let mut pricing = PricingConfig::default();
     router.providers.push(ProviderConfig {
         name: "mock".to_owned(),

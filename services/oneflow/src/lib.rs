@@ -50,7 +50,10 @@ impl Default for OneflowConfig {
 const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
 fn internal(grace: Duration) -> ServerConfig {
-    ServerConfig { listen: LOOPBACK.into(), shutdown_grace: grace }
+    ServerConfig {
+        listen: LOOPBACK.into(),
+        shutdown_grace: grace,
+    }
 }
 
 fn sqlite(dir: &Path, name: &str) -> DatabaseConfig {
@@ -62,7 +65,10 @@ fn sqlite(dir: &Path, name: &str) -> DatabaseConfig {
 }
 
 fn client(addr: SocketAddr) -> GrpcClientConfig {
-    GrpcClientConfig { url: format!("http://{addr}"), ..GrpcClientConfig::default() }
+    GrpcClientConfig {
+        url: format!("http://{addr}"),
+        ..GrpcClientConfig::default()
+    }
 }
 
 /// What the operator must see once: where OneFlow listens, and the admin key
@@ -137,7 +143,11 @@ pub async fn start(
         }
         None => None,
     };
-    let started = Started { gateway: gateway.local_addr()?, new_admin_key, key_file };
+    let started = Started {
+        gateway: gateway.local_addr()?,
+        new_admin_key,
+        key_file,
+    };
 
     let backends = CancellationToken::new();
     let run = async move {

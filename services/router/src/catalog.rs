@@ -3,8 +3,8 @@
 //! deployments carrying their breaker and live statistics.
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use oneflow_resilience::CircuitBreaker;
 use oneflow_runtime::Secret;
@@ -126,7 +126,9 @@ impl Catalog {
         for p in &config.providers {
             let api_key = match (&p.api_key_file, &p.api_key_env) {
                 (Some(file), _) => Some(Secret::new(
-                    std::fs::read_to_string(file).map_err(|_| CatalogError::Credential(p.name.clone()))?.trim(),
+                    std::fs::read_to_string(file)
+                        .map_err(|_| CatalogError::Credential(p.name.clone()))?
+                        .trim(),
                 )),
                 (None, Some(var)) => std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret::new),
                 (None, None) => None,
@@ -138,17 +140,23 @@ impl Catalog {
                 api_key,
             };
             if providers.insert(p.name.clone(), Arc::new(provider)).is_some() {
-                return Err(CatalogError::Duplicate { kind: "provider", name: p.name.clone() });
+                return Err(CatalogError::Duplicate {
+                    kind: "provider",
+                    name: p.name.clone(),
+                });
             }
         }
         let mut deployments = HashMap::new();
         let mut all = Vec::new();
         for d in &config.deployments {
-            let provider = providers.get(&d.provider).cloned().ok_or_else(|| CatalogError::Unknown {
-                from: format!("deployment `{}`", d.name),
-                kind: "provider",
-                name: d.provider.clone(),
-            })?;
+            let provider = providers
+                .get(&d.provider)
+                .cloned()
+                .ok_or_else(|| CatalogError::Unknown {
+                    from: format!("deployment `{}`", d.name),
+                    kind: "provider",
+                    name: d.provider.clone(),
+                })?;
             let dep = Arc::new(Deployment {
                 name: d.name.clone(),
                 provider,
@@ -158,7 +166,10 @@ impl Catalog {
             });
             all.push(dep.clone());
             if deployments.insert(d.name.clone(), dep).is_some() {
-                return Err(CatalogError::Duplicate { kind: "deployment", name: d.name.clone() });
+                return Err(CatalogError::Duplicate {
+                    kind: "deployment",
+                    name: d.name.clone(),
+                });
             }
         }
         let mut models = HashMap::new();
@@ -185,10 +196,16 @@ impl Catalog {
                 max_output_tokens: m.max_output_tokens,
             };
             if models.insert(m.name.clone(), Arc::new(model)).is_some() {
-                return Err(CatalogError::Duplicate { kind: "model", name: m.name.clone() });
+                return Err(CatalogError::Duplicate {
+                    kind: "model",
+                    name: m.name.clone(),
+                });
             }
         }
-        Ok(Self { models, deployments: all })
+        Ok(Self {
+            models,
+            deployments: all,
+        })
     }
 
     /// The model named `name`.

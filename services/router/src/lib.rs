@@ -15,7 +15,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use catalog::{Catalog, CatalogError};
-pub use config::{DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, TimeoutConfig};
+pub use config::{
+    DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, TimeoutConfig,
+};
 pub use service::RouterGrpc;
 pub use upstream::{Upstream, UpstreamError};
 
@@ -36,7 +38,11 @@ impl App {
         let routes = tonic::service::Routes::new(RouterServiceServer::new(grpc));
         let router = oneflow_runtime::internal_router(routes, &["oneflow.router.v1.RouterService"], ready).await?;
         let listener = oneflow_runtime::bind(config.server.listen).await?;
-        Ok(Self { listener, router, grace: config.server.shutdown_grace })
+        Ok(Self {
+            listener,
+            router,
+            grace: config.server.shutdown_grace,
+        })
     }
 
     /// The bound address.

@@ -41,7 +41,11 @@ fn invalid(param: &str, message: impl Into<String>) -> Status {
     oneflow_proto::status_with_info(
         Code::InvalidArgument,
         message,
-        ErrorInfo { code: "invalid_request_error".into(), param: param.into(), ..ErrorInfo::default() },
+        ErrorInfo {
+            code: "invalid_request_error".into(),
+            param: param.into(),
+            ..ErrorInfo::default()
+        },
     )
 }
 
@@ -62,7 +66,11 @@ fn parse_call(catalog: &Catalog, body: &[u8], operation: ModelOperation, require
             oneflow_proto::status_with_info(
                 Code::NotFound,
                 format!("The model `{name}` does not exist or you do not have access to it."),
-                ErrorInfo { code: "model_not_found".into(), param: "model".into(), ..ErrorInfo::default() },
+                ErrorInfo {
+                    code: "model_not_found".into(),
+                    param: "model".into(),
+                    ..ErrorInfo::default()
+                },
             )
         })?;
     Ok(ModelCall { body, model })
@@ -72,39 +80,68 @@ fn parse_call(catalog: &Catalog, body: &[u8], operation: ModelOperation, require
 fn upstream_status(e: UpstreamError) -> Status {
     let millis = |d: Option<std::time::Duration>| d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     match e {
-        UpstreamError::Status { status, message, code, retry_after } => match status {
+        UpstreamError::Status {
+            status,
+            message,
+            code,
+            retry_after,
+        } => match status {
             429 => oneflow_proto::status_with_info(
                 Code::ResourceExhausted,
                 message,
-                ErrorInfo { code: "rate_limit_exceeded".into(), retry_after_millis: millis(retry_after), upstream_status: 429, ..ErrorInfo::default() },
+                ErrorInfo {
+                    code: "rate_limit_exceeded".into(),
+                    retry_after_millis: millis(retry_after),
+                    upstream_status: 429,
+                    ..ErrorInfo::default()
+                },
             ),
             401 | 403 => oneflow_proto::status_with_info(
                 Code::Unavailable,
                 "the upstream provider rejected the gateway's credentials",
-                ErrorInfo { code: "upstream_auth_error".into(), upstream_status: 502, ..ErrorInfo::default() },
+                ErrorInfo {
+                    code: "upstream_auth_error".into(),
+                    upstream_status: 502,
+                    ..ErrorInfo::default()
+                },
             ),
             s if s >= 500 => oneflow_proto::status_with_info(
                 Code::Unavailable,
                 format!("upstream provider error (HTTP {s})"),
-                ErrorInfo { code: "upstream_error".into(), retry_after_millis: millis(retry_after), upstream_status: 502, ..ErrorInfo::default() },
+                ErrorInfo {
+                    code: "upstream_error".into(),
+                    retry_after_millis: millis(retry_after),
+                    upstream_status: 502,
+                    ..ErrorInfo::default()
+                },
             ),
             s => oneflow_proto::status_with_info(
                 Code::InvalidArgument,
                 message,
-                ErrorInfo { code: code.unwrap_or_else(|| "invalid_request_error".into()), upstream_status: u32::from(s), ..ErrorInfo::default() },
+                ErrorInfo {
+                    code: code.unwrap_or_else(|| "invalid_request_error".into()),
+                    upstream_status: u32::from(s),
+                    ..ErrorInfo::default()
+                },
             ),
         },
         UpstreamError::Connect | UpstreamError::Protocol => oneflow_proto::status_with_info(
             Code::Unavailable,
             "the upstream provider is unreachable",
-            ErrorInfo { code: "upstream_error".into(), upstream_status: 502, ..ErrorInfo::default() },
+            ErrorInfo {
+                code: "upstream_error".into(),
+                upstream_status: 502,
+                ..ErrorInfo::default()
+            },
         ),
         UpstreamError::Timeout => Status::deadline_exceeded("the upstream provider timed out"),
     }
 }
 
 fn to_bytes(body: &Map<String, Value>) -> Result<Bytes, Status> {
-    serde_json::to_vec(body).map(Bytes::from).map_err(|_| Status::internal("cannot encode the upstream request"))
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|_| Status::internal("cannot encode the upstream request"))
 }
 
 fn route(dep: &Deployment, attempts: u32) -> pb::Route {
@@ -135,7 +172,11 @@ fn event(e: pb::chat_stream_event::Event) -> Result<pb::ChatStreamEvent, Status>
 impl RouterGrpc {
     /// A router over `catalog`.
     pub fn new(catalog: Arc<Catalog>, upstream: Upstream, timeouts: TimeoutConfig) -> Self {
-        Self { catalog, upstream, timeouts }
+        Self {
+            catalog,
+            upstream,
+            timeouts,
+        }
     }
 
     /// Tries the model's deployments in order until one answers.
@@ -156,7 +197,9 @@ impl RouterGrpc {
             let mut body = call.body.clone();
             body.insert("model".into(), Value::String(dep.upstream_model.clone()));
             if stream {
-                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+                let opts = body
+                    .entry("stream_options")
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(o) = opts {
                     o.insert("include_usage".into(), Value::Bool(true));
                 }
@@ -166,7 +209,9 @@ impl RouterGrpc {
             inc(&dep.stats.in_flight);
             let sent = self.upstream.post(dep, path, bytes, stream);
             let result = if stream {
-                tokio::time::timeout(self.timeouts.first_token, sent).await.unwrap_or(Err(UpstreamError::Timeout))
+                tokio::time::timeout(self.timeouts.first_token, sent)
+                    .await
+                    .unwrap_or(Err(UpstreamError::Timeout))
             } else {
                 sent.await
             };
@@ -181,7 +226,8 @@ impl RouterGrpc {
                 Err(e) if e.is_retryable() => {
                     permit.failure();
                     dep.stats.record(elapsed, true);
-                    metrics::counter!("oneflow_router_upstream_failures_total", "deployment" => dep.name.clone()).increment(1);
+                    metrics::counter!("oneflow_router_upstream_failures_total", "deployment" => dep.name.clone())
+                        .increment(1);
                     tracing::warn!(deployment = %dep.name, error = %e, "upstream failed; falling over");
                     last = Some(upstream_status(e));
                 }
@@ -196,7 +242,11 @@ impl RouterGrpc {
             oneflow_proto::status_with_info(
                 Code::Unavailable,
                 format!("no healthy deployment for model `{}`", call.model.name),
-                ErrorInfo { code: "no_healthy_deployment".into(), retry_after_millis: 1000, ..ErrorInfo::default() },
+                ErrorInfo {
+                    code: "no_healthy_deployment".into(),
+                    retry_after_millis: 1000,
+                    ..ErrorInfo::default()
+                },
             )
         }))
     }
@@ -218,7 +268,11 @@ impl RouterService for RouterGrpc {
         call.body.remove("stream");
         call.body.remove("stream_options");
         let (route, body, usage) = self.unary(&call, "/chat/completions").await?;
-        Ok(Response::new(pb::ChatResponse { route: Some(route), body: body.to_vec(), usage: Some(usage) }))
+        Ok(Response::new(pb::ChatResponse {
+            route: Some(route),
+            body: body.to_vec(),
+            usage: Some(usage),
+        }))
     }
 
     type StreamChatCompletionStream = ChatStream;
@@ -272,12 +326,12 @@ impl RouterService for RouterGrpc {
                 }
                 let data = ev.data.into_bytes();
                 let mut forward = true;
-                if memchr_usage(&data) {
-                    if let Some(u) = usage_of(&data) {
-                        usage = Some(u.into());
-                        // The usage-only chunk we asked for on the client's behalf.
-                        forward = include_usage || !has_empty_choices(&data);
-                    }
+                if memchr_usage(&data)
+                    && let Some(u) = usage_of(&data)
+                {
+                    usage = Some(u.into());
+                    // The usage-only chunk we asked for on the client's behalf.
+                    forward = include_usage || !has_empty_choices(&data);
                 }
                 if !forward {
                     continue;
@@ -291,7 +345,11 @@ impl RouterService for RouterGrpc {
             if !done && failure.is_none() {
                 failure = Some("the upstream closed the stream before it finished".to_owned());
             }
-            let usage = usage.unwrap_or(Usage { input_tokens: input_estimate, output_tokens: chunks, ..Usage::default() });
+            let usage = usage.unwrap_or(Usage {
+                input_tokens: input_estimate,
+                output_tokens: chunks,
+                ..Usage::default()
+            });
             let _ = tx.send(event(Event::Usage(usage))).await;
             if let Some(message) = failure {
                 metrics::counter!("oneflow_router_stream_cuts_total", "deployment" => dep.name.clone()).increment(1);
@@ -300,7 +358,11 @@ impl RouterService for RouterGrpc {
                 }
                 let error = pb::StreamError {
                     message,
-                    info: Some(ErrorInfo { code: "upstream_stream_error".into(), upstream_status: 502, ..ErrorInfo::default() }),
+                    info: Some(ErrorInfo {
+                        code: "upstream_stream_error".into(),
+                        upstream_status: 502,
+                        ..ErrorInfo::default()
+                    }),
                 };
                 let _ = tx.send(event(Event::Error(error))).await;
             }
@@ -309,11 +371,18 @@ impl RouterService for RouterGrpc {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn embeddings(&self, request: Request<pb::EmbeddingsRequest>) -> Result<Response<pb::EmbeddingsResponse>, Status> {
+    async fn embeddings(
+        &self,
+        request: Request<pb::EmbeddingsRequest>,
+    ) -> Result<Response<pb::EmbeddingsResponse>, Status> {
         let r = request.into_inner();
         let call = parse_call(&self.catalog, &r.body, ModelOperation::Embeddings, "input")?;
         let (route, body, usage) = self.unary(&call, "/embeddings").await?;
-        Ok(Response::new(pb::EmbeddingsResponse { route: Some(route), body: body.to_vec(), usage: Some(usage) }))
+        Ok(Response::new(pb::EmbeddingsResponse {
+            route: Some(route),
+            body: body.to_vec(),
+            usage: Some(usage),
+        }))
     }
 
     type SpeechStream = SpeechStream;
@@ -322,11 +391,17 @@ impl RouterService for RouterGrpc {
         Err(Status::unimplemented("audio is not available in this OneFlow version"))
     }
 
-    async fn transcribe(&self, _request: Request<pb::TranscriptionRequest>) -> Result<Response<pb::TranscriptionResponse>, Status> {
+    async fn transcribe(
+        &self,
+        _request: Request<pb::TranscriptionRequest>,
+    ) -> Result<Response<pb::TranscriptionResponse>, Status> {
         Err(Status::unimplemented("audio is not available in this OneFlow version"))
     }
 
-    async fn list_models(&self, _request: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
+    async fn list_models(
+        &self,
+        _request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let models = self
             .catalog
             .models()
@@ -340,7 +415,10 @@ impl RouterService for RouterGrpc {
                 .into(),
                 context_window: m.context_window,
                 max_output_tokens: m.max_output_tokens,
-                owned_by: m.deployments.first().map_or_else(String::new, |d| d.provider.name.clone()),
+                owned_by: m
+                    .deployments
+                    .first()
+                    .map_or_else(String::new, |d| d.provider.name.clone()),
                 created: 0,
             })
             .collect();

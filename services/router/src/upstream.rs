@@ -38,7 +38,9 @@ pub enum UpstreamError {
 impl Retryable for UpstreamError {
     fn is_retryable(&self) -> bool {
         match self {
-            UpstreamError::Status { status, .. } => *status == 429 || *status >= 500 || *status == 401 || *status == 403,
+            UpstreamError::Status { status, .. } => {
+                *status == 429 || *status >= 500 || *status == 401 || *status == 403
+            }
             UpstreamError::Connect | UpstreamError::Timeout | UpstreamError::Protocol => true,
         }
     }
@@ -92,7 +94,12 @@ pub async fn error_from_response(resp: reqwest::Response) -> UpstreamError {
         ),
         Err(_) => (format!("upstream error (HTTP {status})"), None),
     };
-    UpstreamError::Status { status, message, code, retry_after }
+    UpstreamError::Status {
+        status,
+        message,
+        code,
+        retry_after,
+    }
 }
 
 /// An HTTP client shared by every deployment (connection reuse).
@@ -111,12 +118,21 @@ impl Upstream {
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()?;
-        Ok(Self { client, read_timeout: read })
+        Ok(Self {
+            client,
+            read_timeout: read,
+        })
     }
 
     /// POSTs `body` to `path` of the deployment's provider. Streams get no
     /// overall timeout here (their deadlines apply per event).
-    pub async fn post(&self, deployment: &Deployment, path: &str, body: Bytes, stream: bool) -> Result<reqwest::Response, UpstreamError> {
+    pub async fn post(
+        &self,
+        deployment: &Deployment,
+        path: &str,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{path}", deployment.provider.base_url);
         let mut headers = http::HeaderMap::new();
         oneflow_telemetry::inject_http(&mut headers);

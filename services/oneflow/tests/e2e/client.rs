@@ -9,7 +9,11 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: String, key: String) -> Self {
-        Self { base, key, http: reqwest::Client::new() }
+        Self {
+            base,
+            key,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -23,7 +27,12 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.key).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Sends a streaming chat request and returns every SSE `data:` payload.

@@ -35,15 +35,27 @@ output_per_million = "0.60"
 "#;
 
 async fn ledger(url: &str, user: &str) -> (i64, i64, i64) {
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.unwrap();
-    let (sum,): (Option<i64>,) = sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let (sum,): (Option<i64>,) =
+        sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts WHERE user_id = $1")
         .bind(user)
         .fetch_one(&pool)
         .await
         .unwrap();
-    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts WHERE user_id = $1").bind(user).fetch_one(&pool).await.unwrap();
-    let (records,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM usage_records WHERE user_id = $1").bind(user).fetch_one(&pool).await.unwrap();
+    let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     (sum.unwrap_or(0), balance, records)
 }
@@ -65,7 +77,8 @@ async fn four_processes_on_postgres_and_redis() {
 
     let auth_env = [("ONEFLOW__DATABASE__URL", auth_db.as_str())];
     let admin: Value =
-        serde_json::from_str(&oneflow_test_support::run("oneflow-auth", &["bootstrap-admin"], &auth_env).await).unwrap();
+        serde_json::from_str(&oneflow_test_support::run("oneflow-auth", &["bootstrap-admin"], &auth_env).await)
+            .unwrap();
     let key = admin["api_key"].as_str().unwrap().to_owned();
     let user = admin["user_id"].as_str().unwrap().to_owned();
 
@@ -77,21 +90,38 @@ async fn four_processes_on_postgres_and_redis() {
         ("ONEFLOW__REDIS__URL", redis.as_str()),
         ("ONEFLOW__REDIS__KEY_PREFIX", prefix.as_str()),
     ];
-    oneflow_test_support::run("oneflow-billing", &["--config", billing_cfg, "grant", "--user", &user, "--amount", "10"], &billing_env)
-        .await;
+    oneflow_test_support::run(
+        "oneflow-billing",
+        &["--config", billing_cfg, "grant", "--user", &user, "--amount", "10"],
+        &billing_env,
+    )
+    .await;
 
     let router_file = dir.path().join("router.toml");
     std::fs::write(&router_file, ROUTER_TOML.replace("MOCK_URL", &mock.url())).unwrap();
 
     let auth = oneflow_test_support::spawn("oneflow-auth", &listen, &auth_env).await;
-    let billing = oneflow_test_support::spawn("oneflow-billing", &["--config", billing_cfg, "--listen", "127.0.0.1:0"], &billing_env).await;
-    let router =
-        oneflow_test_support::spawn("oneflow-router", &["--config", router_file.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]).await;
+    let billing = oneflow_test_support::spawn(
+        "oneflow-billing",
+        &["--config", billing_cfg, "--listen", "127.0.0.1:0"],
+        &billing_env,
+    )
+    .await;
+    let router = oneflow_test_support::spawn(
+        "oneflow-router",
+        &["--config", router_file.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[],
+    )
+    .await;
     let (a, b, r) = (auth.url(), billing.url(), router.url());
     let gateway = oneflow_test_support::spawn(
         "oneflow-gateway",
         &listen,
-        &[("ONEFLOW__AUTH__URL", a.as_str()), ("ONEFLOW__BILLING__URL", b.as_str()), ("ONEFLOW__ROUTER__URL", r.as_str())],
+        &[
+            ("ONEFLOW__AUTH__URL", a.as_str()),
+            ("ONEFLOW__BILLING__URL", b.as_str()),
+            ("ONEFLOW__ROUTER__URL", r.as_str()),
+        ],
     )
     .await;
     let api = Api::new(gateway.url(), key.clone());
@@ -99,10 +129,17 @@ async fn four_processes_on_postgres_and_redis() {
     let resp = reqwest::get(format!("{}/readyz", gateway.url())).await.unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 
-    let resp = api.post("/v1/chat/completions", &chat("mock-gpt", "through four processes")).await;
+    let resp = api
+        .post("/v1/chat/completions", &chat("mock-gpt", "through four processes"))
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("through four processes"));
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("through four processes")
+    );
 
     let mut req = chat("mock-gpt", "streamed through four processes");
     req["stream"] = json!(true);
@@ -114,7 +151,11 @@ async fn four_processes_on_postgres_and_redis() {
     assert_eq!(models["data"][0]["id"], "mock-gpt");
 
     // No key, and a worst case beyond the balance.
-    let resp = reqwest::Client::new().get(format!("{}/v1/models", gateway.url())).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/models", gateway.url()))
+        .send()
+        .await
+        .unwrap();
     error_of(resp, 401).await;
     let mut req = chat("mock-gpt", "too expensive");
     req["max_tokens"] = json!(100_000_000u64);
@@ -136,8 +177,16 @@ async fn four_processes_on_postgres_and_redis() {
     assert!(balance < 1000 && balance > 0, "balance {balance}");
 
     // Trace context reached the upstream.
-    let stats: Value = reqwest::get(format!("{}/mock/stats", mock.url())).await.unwrap().json().await.unwrap();
-    assert!(stats["last_traceparent"].as_str().is_some_and(|t| t.starts_with("00-")), "{stats}");
+    let stats: Value = reqwest::get(format!("{}/mock/stats", mock.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        stats["last_traceparent"].as_str().is_some_and(|t| t.starts_with("00-")),
+        "{stats}"
+    );
     for svc in [&gateway, &auth, &billing, &router] {
         assert!(!svc.logs().contains(&key), "a service logged the API key");
     }

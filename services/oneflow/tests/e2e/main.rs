@@ -1,5 +1,11 @@
 //! Black-box tests of the real binaries: the one-process mode, the four
 //! services as separate processes on PostgreSQL + Redis, and graceful shutdown.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: failing loudly is the point"
+)]
 
 mod client;
 mod distributed;

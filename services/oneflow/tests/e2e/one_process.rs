@@ -6,9 +6,18 @@ use crate::client::{Api, chat, error_of};
 async fn ledger(data: &std::path::Path) -> (i64, i64, i64) {
     let url = format!("sqlite://{}", data.join("billing.db").display());
     let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
-    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries").fetch_one(&pool).await.unwrap();
-    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts").fetch_one(&pool).await.unwrap();
-    let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records").fetch_one(&pool).await.unwrap();
+    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     (sum, balance, records)
 }
 
@@ -20,7 +29,10 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     let svc = oneflow_test_support::spawn("oneflow", &["--listen", "127.0.0.1:0", "--set", &data_arg], &[]).await;
 
     // The admin key is printed once and kept in a 0600 file.
-    let key = std::fs::read_to_string(data.join("admin.key")).unwrap().trim().to_owned();
+    let key = std::fs::read_to_string(data.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
     assert!(key.starts_with("ofk_"));
     #[cfg(unix)]
     {
@@ -40,13 +52,20 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     let api = Api::new(svc.url(), key.clone());
 
     // Plain chat.
-    let resp = api.post("/v1/chat/completions", &chat("mock-gpt", "hello from the test")).await;
+    let resp = api
+        .post("/v1/chat/completions", &chat("mock-gpt", "hello from the test"))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-oneflow-provider"], "mock");
     assert!(resp.headers().contains_key("x-request-id"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
-    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().contains("hello from the test"));
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello from the test")
+    );
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
 
     // Streamed, with usage requested: usage chunk then [DONE].
@@ -77,18 +96,33 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert!(!events.iter().any(|e| e == "[DONE]"));
 
     // Embeddings and models.
-    let resp = api.post("/v1/embeddings", &json!({ "model": "mock-embed", "input": ["a", "b"] })).await;
+    let resp = api
+        .post("/v1/embeddings", &json!({ "model": "mock-embed", "input": ["a", "b"] }))
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let models: Value = api.get("/v1/models").await.json().await.unwrap();
-    let ids: Vec<_> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
-    assert!(ids.contains(&"mock-gpt".to_owned()) && ids.contains(&"mock-embed".to_owned()), "{ids:?}");
+    let ids: Vec<_> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        ids.contains(&"mock-gpt".to_owned()) && ids.contains(&"mock-embed".to_owned()),
+        "{ids:?}"
+    );
     assert_eq!(api.get("/v1/models/mock-gpt").await.status(), 200);
 
     // Client errors, in OpenAI's shape.
     let anon = reqwest::Client::new();
-    let resp = anon.post(format!("{}/v1/chat/completions", api.base)).json(&chat("mock-gpt", "x")).send().await.unwrap();
+    let resp = anon
+        .post(format!("{}/v1/chat/completions", api.base))
+        .json(&chat("mock-gpt", "x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(resp, 401).await["code"], "invalid_api_key");
     let bad = Api::new(api.base.clone(), "ofk_not-a-real-key".to_owned());
     error_of(bad.post("/v1/chat/completions", &chat("mock-gpt", "x")).await, 401).await;
@@ -104,7 +138,11 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
         .await
         .unwrap();
     error_of(resp, 400).await;
-    let e = error_of(api.post("/v1/chat/completions", &json!({ "model": "mock-gpt" })).await, 400).await;
+    let e = error_of(
+        api.post("/v1/chat/completions", &json!({ "model": "mock-gpt" })).await,
+        400,
+    )
+    .await;
     assert_eq!(e["param"], "messages");
     error_of(api.get("/v1/nope").await, 404).await;
 
@@ -132,5 +170,10 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     let still = std::fs::read_to_string(data.join("admin.key")).unwrap();
     assert_eq!(still.trim(), key);
     let api = Api::new(again.url(), key);
-    assert_eq!(api.post("/v1/chat/completions", &chat("mock-gpt", "again")).await.status(), 200);
+    assert_eq!(
+        api.post("/v1/chat/completions", &chat("mock-gpt", "again"))
+            .await
+            .status(),
+        200
+    );
 }

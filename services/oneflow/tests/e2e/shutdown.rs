@@ -12,11 +12,21 @@ async fn sigterm_drains_an_in_flight_stream_and_refuses_new_connections() {
     let data_arg = format!("data_dir={}", dir.path().join("data").display());
     let mut svc = oneflow_test_support::spawn(
         "oneflow",
-        &["--listen", "127.0.0.1:0", "--set", &data_arg, "--set", "server.shutdown_grace=20s"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--set",
+            &data_arg,
+            "--set",
+            "server.shutdown_grace=20s",
+        ],
         &[],
     )
     .await;
-    let key = std::fs::read_to_string(dir.path().join("data/admin.key")).unwrap().trim().to_owned();
+    let key = std::fs::read_to_string(dir.path().join("data/admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
 
     let mut req = chat("mock-gpt", "one two three four five six seven eight nine ten");
     req["stream"] = json!(true);
@@ -48,10 +58,16 @@ async fn sigterm_drains_an_in_flight_stream_and_refuses_new_connections() {
     while let Some(chunk) = resp.chunk().await.unwrap() {
         received.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(received.ends_with("data: [DONE]\n\n"), "stream did not complete: {received}");
+    assert!(
+        received.ends_with("data: [DONE]\n\n"),
+        "stream did not complete: {received}"
+    );
     assert!(received.contains("ten"));
 
-    let status = tokio::time::timeout(Duration::from_secs(30), svc.child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), svc.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "exit status {status:?}; logs:\n{}", svc.logs());
     assert!(svc.logs().contains("drained"), "{}", svc.logs());
 }

@@ -1,0 +1,177 @@
+//! Billing against its real backends: SQLite + memory counters always, and
+//! PostgreSQL + Redis (required under CI=true).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: failing loudly is the point"
+)]
+use oneflow_billing::{BillingConfig, BillingGrpc, EntryKind, ModelPrice, PricingConfig};
+use oneflow_proto::billing::v1 as pb;
+use oneflow_proto::billing::v1::billing_service_server::BillingService;
+use oneflow_proto::common::v1::{Operation, Usage};
+use oneflow_runtime::Secret;
+use rust_decimal::Decimal;
+use tonic::Request;
+
+/// One token costs exactly one credit: $10,000 per 1M tokens at 100 credits/USD.
+fn pricing() -> PricingConfig {
+    PricingConfig {
+        credits_per_usd: Decimal::from(100),
+        models: vec![ModelPrice {
+            model: "m".into(),
+            input_per_million: Decimal::from(10_000),
+            output_per_million: Decimal::from(10_000),
+            cached_input_per_million: None,
+        }],
+    }
+}
+
+async fn backends() -> Vec<(&'static str, BillingGrpc)> {
+    let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    let mut out = Vec::new();
+    let mut sqlite = BillingConfig {
+        pricing: pricing(),
+        ..BillingConfig::default()
+    };
+    sqlite.database.url = Secret::new(format!("sqlite://{}", dir.path().join("b.db").display()));
+    out.push(("sqlite+memory", oneflow_billing::grpc(&sqlite).await.unwrap()));
+    if let (Some(pg), Some(redis)) = (
+        oneflow_test_support::fresh_postgres().await,
+        oneflow_test_support::redis().await,
+    ) {
+        let mut cfg = BillingConfig {
+            pricing: pricing(),
+            ..BillingConfig::default()
+        };
+        cfg.database.url = Secret::new(pg);
+        cfg.redis.url = Secret::new(redis);
+        cfg.redis.key_prefix = oneflow_test_support::unique_prefix();
+        out.push(("postgres+redis", oneflow_billing::grpc(&cfg).await.unwrap()));
+    }
+    out
+}
+
+fn authorize(user: &str, id: &str, tokens: u64) -> Request<pb::AuthorizeRequest> {
+    Request::new(pb::AuthorizeRequest {
+        request_id: id.into(),
+        user_id: user.into(),
+        model: "m".into(),
+        operation: Operation::Chat.into(),
+        worst_case: Some(Usage {
+            input_tokens: tokens,
+            ..Usage::default()
+        }),
+        ..pb::AuthorizeRequest::default()
+    })
+}
+
+fn settle(user: &str, id: &str, tokens: u64) -> Request<pb::SettleRequest> {
+    Request::new(pb::SettleRequest {
+        request_id: id.into(),
+        reservation_id: id.into(),
+        user_id: user.into(),
+        model: "m".into(),
+        operation: Operation::Chat.into(),
+        usage: Some(Usage {
+            input_tokens: tokens,
+            ..Usage::default()
+        }),
+        status: 200,
+        ..pb::SettleRequest::default()
+    })
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_overdraw_the_balance() {
+    for (name, billing) in backends().await {
+        let user = uuid::Uuid::new_v4().to_string();
+        billing
+            .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+        // Balance 10.00 credits; each request may cost 1.00: exactly 10 fit.
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let billing = billing.clone();
+                let user = user.clone();
+                tokio::spawn(async move { billing.authorize(authorize(&user, &format!("{user}-{i}"), 1)).await })
+            })
+            .collect();
+        let mut granted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => granted += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{name}: {status:?}");
+                    assert_eq!(oneflow_proto::error_info(&status).unwrap().code, "insufficient_credits");
+                }
+            }
+        }
+        assert_eq!(granted, 10, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn settling_twice_charges_once_and_releases_the_rest() {
+    for (name, billing) in backends().await {
+        let user = uuid::Uuid::new_v4().to_string();
+        billing
+            .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+        // The same grant again is a no-op.
+        billing
+            .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+
+        billing.authorize(authorize(&user, "r1", 5)).await.unwrap();
+        let first = billing.settle(settle(&user, "r1", 2)).await.unwrap().into_inner();
+        assert_eq!(first.charged_credits, "2.00", "{name}");
+        assert_eq!(first.balance, "8.00", "{name}");
+        assert!(!first.duplicate);
+        let again = billing.settle(settle(&user, "r1", 2)).await.unwrap().into_inner();
+        assert!(again.duplicate, "{name}");
+        assert_eq!(again.balance, "8.00", "{name}");
+
+        // The unused 3.00 of the reservation is available again: 8.00 fits, 9.00 does not.
+        assert!(billing.authorize(authorize(&user, "r2", 9)).await.is_err(), "{name}");
+        billing.authorize(authorize(&user, "r3", 8)).await.unwrap();
+
+        let balance = billing
+            .get_balance(Request::new(pb::GetBalanceRequest { user_id: user.clone() }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(balance.balance, "8.00", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_precise_statuses() {
+    for (name, billing) in backends().await {
+        let mut req = authorize("u", "", 1);
+        req.get_mut().request_id.clear();
+        assert_eq!(
+            billing.authorize(req).await.unwrap_err().code(),
+            tonic::Code::InvalidArgument,
+            "{name}"
+        );
+        let mut req = authorize("u", "x", 1);
+        req.get_mut().model = "unpriced".into();
+        let status = billing.authorize(req).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{name}");
+        assert_eq!(oneflow_proto::error_info(&status).unwrap().code, "model_not_priced");
+        let grant = pb::GrantCreditsRequest {
+            user_id: "u".into(),
+            amount: "1.234".into(),
+            idempotency_key: "k".into(),
+            ..pb::GrantCreditsRequest::default()
+        };
+        assert_eq!(
+            billing.grant_credits(Request::new(grant)).await.unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The router against real mock-provider servers on loopback: fall-over,
+//! client errors that must not fall over, breakers, and stream cuts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: failing loudly is the point"
+)]
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use oneflow_mock_provider::{MockConfig, MockState};
+use oneflow_proto::router::v1 as pb;
+use oneflow_proto::router::v1::chat_stream_event::Event;
+use oneflow_proto::router::v1::router_service_server::RouterService;
+use oneflow_resilience::BreakerConfig;
+use oneflow_router::{
+    Catalog, DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, RouterGrpc,
+    TimeoutConfig, Upstream,
+};
+use serde_json::json;
+use tonic::Request;
+
+async fn mock(config: MockConfig) -> (SocketAddr, MockState) {
+    let state = MockState::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = oneflow_mock_provider::router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, state)
+}
+
+fn provider(name: &str, addr: SocketAddr) -> ProviderConfig {
+    ProviderConfig {
+        name: name.into(),
+        kind: ProviderKind::OpenaiCompatible,
+        base_url: format!("http://{addr}/v1"),
+        api_key_env: None,
+        api_key_file: None,
+    }
+}
+
+fn router(providers: Vec<ProviderConfig>, threshold: u32) -> RouterGrpc {
+    let deployments = providers
+        .iter()
+        .map(|p| DeploymentConfig {
+            name: p.name.clone(),
+            provider: p.name.clone(),
+            upstream_model: "mock-gpt".into(),
+        })
+        .collect();
+    let models = vec![ModelConfig {
+        name: "public".into(),
+        operation: ModelOperation::Chat,
+        deployments: providers.iter().map(|p| p.name.clone()).collect(),
+        context_window: 1000,
+        max_output_tokens: 100,
+    }];
+    let config = RouterConfig {
+        providers,
+        deployments,
+        models,
+        breaker: BreakerConfig {
+            failure_threshold: threshold,
+            ..BreakerConfig::default()
+        },
+        ..RouterConfig::default()
+    };
+    let timeouts = TimeoutConfig::default();
+    RouterGrpc::new(
+        Arc::new(Catalog::build(&config).unwrap()),
+        Upstream::new(timeouts.connect, timeouts.read).unwrap(),
+        timeouts,
+    )
+}
+
+fn chat(extra: serde_json::Value) -> Request<pb::ChatRequest> {
+    let mut body = json!({ "model": "public", "messages": [{ "role": "user", "content": "one two three four" }] });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    Request::new(pb::ChatRequest {
+        meta: None,
+        body: serde_json::to_vec(&body).unwrap(),
+    })
+}
+
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn falls_over_on_5xx_and_connection_errors_to_the_next_deployment() {
+    let (bad, bad_state) = mock(MockConfig {
+        error_rate: 1.0,
+        error_status: 503,
+        ..MockConfig::default()
+    })
+    .await;
+    let (good, good_state) = mock(MockConfig::default()).await;
+    let r = router(
+        vec![
+            provider("dead", closed_port()),
+            provider("bad", bad),
+            provider("good", good),
+        ],
+        5,
+    );
+    let resp = r.chat_completion(chat(json!({}))).await.unwrap().into_inner();
+    let route = resp.route.unwrap();
+    assert_eq!(route.deployment, "good");
+    assert_eq!(route.attempts, 3);
+    assert_eq!(bad_state.stats().errors_injected, 1);
+    assert_eq!(good_state.stats().chat_requests, 1);
+    assert!(resp.usage.unwrap().output_tokens > 0);
+}
+
+#[tokio::test]
+async fn a_client_error_is_returned_without_falling_over() {
+    let (first, _) = mock(MockConfig::default()).await;
+    let (second, second_state) = mock(MockConfig::default()).await;
+    let r = router(vec![provider("first", first), provider("second", second)], 5);
+    let status = r
+        .chat_completion(chat(json!({ "metadata": { "mock_status": "400" } })))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(second_state.stats().chat_requests, 0);
+
+    let status = r.chat_completion(chat(json!({ "model": "nope" }))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let bad = Request::new(pb::ChatRequest {
+        meta: None,
+        body: b"[1,2".to_vec(),
+    });
+    assert_eq!(
+        r.chat_completion(bad).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn an_open_breaker_is_skipped() {
+    let (bad, bad_state) = mock(MockConfig {
+        error_rate: 1.0,
+        error_status: 500,
+        ..MockConfig::default()
+    })
+    .await;
+    let (good, _) = mock(MockConfig::default()).await;
+    let r = router(vec![provider("bad", bad), provider("good", good)], 2);
+    for _ in 0..5 {
+        assert_eq!(
+            r.chat_completion(chat(json!({})))
+                .await
+                .unwrap()
+                .into_inner()
+                .route
+                .unwrap()
+                .deployment,
+            "good"
+        );
+    }
+    // Two failures opened the breaker; the later requests never reached "bad".
+    assert_eq!(bad_state.stats().errors_injected, 2);
+    let health = r
+        .provider_health(Request::new(pb::ProviderHealthRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let bad_health = health.deployments.iter().find(|d| d.deployment == "bad").unwrap();
+    assert_eq!(bad_health.breaker_state, "open");
+}
+
+#[tokio::test]
+async fn all_deployments_failing_is_unavailable_with_the_upstream_status() {
+    let (bad, _) = mock(MockConfig {
+        error_rate: 1.0,
+        error_status: 502,
+        ..MockConfig::default()
+    })
+    .await;
+    let r = router(vec![provider("bad", bad)], 5);
+    let status = r.chat_completion(chat(json!({}))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(oneflow_proto::error_info(&status).unwrap().upstream_status, 502);
+
+    let (limited, _) = mock(MockConfig::default()).await;
+    let r = router(vec![provider("limited", limited)], 5);
+    let status = r
+        .chat_completion(chat(
+            json!({ "metadata": { "mock_status": "429", "mock_retry_after": "3" } }),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(oneflow_proto::error_info(&status).unwrap().retry_after_millis, 3000);
+}
+
+async fn events(r: &RouterGrpc, extra: serde_json::Value) -> Vec<Event> {
+    let stream = r.stream_chat_completion(chat(extra)).await.unwrap().into_inner();
+    stream.map(|e| e.unwrap().event.unwrap()).collect().await
+}
+
+#[tokio::test]
+async fn streams_always_end_with_usage_and_a_cut_ends_with_an_error() {
+    let (addr, _) = mock(MockConfig::default()).await;
+    let r = router(vec![provider("m", addr)], 5);
+
+    let ok = events(&r, json!({ "stream": true })).await;
+    assert!(matches!(ok.first(), Some(Event::Route(_))));
+    let Some(Event::Usage(usage)) = ok.last() else {
+        panic!("no usage: {ok:?}")
+    };
+    assert!(usage.output_tokens > 0 && usage.input_tokens > 0);
+    // The client did not ask for usage, so the usage-only chunk is not relayed.
+    assert!(
+        ok.iter()
+            .all(|e| !matches!(e, Event::Data(d) if String::from_utf8_lossy(d).contains("\"choices\":[]")))
+    );
+
+    let with_usage = events(
+        &r,
+        json!({ "stream": true, "stream_options": { "include_usage": true } }),
+    )
+    .await;
+    assert!(
+        with_usage
+            .iter()
+            .any(|e| matches!(e, Event::Data(d) if String::from_utf8_lossy(d).contains("\"choices\":[]")))
+    );
+
+    let cut = events(&r, json!({ "stream": true, "metadata": { "mock_cut_after": "2" } })).await;
+    let n = cut.len();
+    assert!(
+        matches!(&cut[n - 2], Event::Usage(u) if u.output_tokens >= 2),
+        "{cut:?}"
+    );
+    assert!(matches!(&cut[n - 1], Event::Error(e) if e.info.as_ref().unwrap().code == "upstream_stream_error"));
+}
