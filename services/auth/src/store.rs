@@ -7,9 +7,6 @@ use sqlx::migrate::Migrator;
 use crate::domain::{Principal, Role, Scope};
 use crate::keys;
 
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/auth/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/auth/sqlite");
-
 /// Storage failures, with messages safe for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,11 +73,16 @@ impl AuthStore {
 
     /// Applies this service's migrations for the connected engine.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if self.postgres {
-            POSTGRES_MIGRATIONS.run(&self.pool).await?;
+        let mut migrator: Migrator = if self.postgres {
+            sqlx::migrate!("../../migrations/auth/postgres")
         } else {
-            SQLITE_MIGRATIONS.run(&self.pool).await?;
-        }
+            sqlx::migrate!("../../migrations/auth/sqlite")
+        };
+        // Versions are numbered per service (auth 1xxxx, billing 2xxxx), so
+        // services sharing one database must not treat each other's
+        // migrations as missing.
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 

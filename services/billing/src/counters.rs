@@ -46,10 +46,7 @@ return {0, avail - amount}
 
 const RELEASE_LUA: &str = r"
 local reserved = redis.call('GET', KEYS[2])
-if not reserved then
-  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
-  return 0
-end
+if not reserved then return 0 end
 redis.call('DEL', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('INCRBY', KEYS[1], tonumber(reserved) - tonumber(ARGV[1]))
@@ -162,8 +159,9 @@ impl Counters {
     }
 
     /// Ends `request_id`'s reservation after `charge` was written to the
-    /// ledger: the unused part becomes available again. Returns false when no
-    /// reservation was open (it expired); the charge is still applied.
+    /// ledger: the unused part becomes available again. Idempotent: returns
+    /// false, changing nothing, when no reservation is open (already released,
+    /// or expired, in which case its whole amount stays held).
     pub async fn release(&self, user: &str, request_id: &str, charge: i64) -> Result<bool, CounterError> {
         match self {
             Counters::Redis { pool, prefix } => {
@@ -180,11 +178,13 @@ impl Counters {
             }
             Counters::Memory(mem) => {
                 let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
-                let reserved = m.reservations.remove(request_id).map(|(_, amount, _)| amount);
+                let Some((_, reserved, _)) = m.reservations.remove(request_id) else {
+                    return Ok(false);
+                };
                 if let Some(avail) = m.available.get_mut(user) {
-                    *avail += reserved.unwrap_or(0) - charge;
+                    *avail += reserved - charge;
                 }
-                Ok(reserved.is_some())
+                Ok(true)
             }
         }
     }

@@ -223,19 +223,23 @@ impl BillingService for BillingGrpc {
             .settle(&r.user_id, charge, &record)
             .await
             .map_err(store_status)?;
+        // Release even when the ledger entry already existed: a previous
+        // attempt may have written it and failed before this step.
+        let had_reservation = self
+            .counters
+            .release(&r.user_id, &r.request_id, charge)
+            .await
+            .map_err(|e| counter_status(&e))?;
+        if !had_reservation && !written.duplicate {
+            tracing::warn!(request_id = %r.request_id, "settled without an open reservation");
+        }
         if !written.duplicate {
-            let had_reservation = self
-                .counters
-                .release(&r.user_id, &r.request_id, charge)
-                .await
-                .map_err(|e| counter_status(&e))?;
-            if !had_reservation {
-                tracing::warn!(request_id = %r.request_id, "settled without an open reservation");
-            }
             metrics::counter!("oneflow_credits_consumed_total", "model" => r.model.clone())
                 .increment(u64::try_from(charge).unwrap_or(0));
-            metrics::counter!("oneflow_tokens_total", "model" => r.model.clone(), "provider" => r.provider.clone(), "direction" => "input").increment(usage.input_tokens);
-            metrics::counter!("oneflow_tokens_total", "model" => r.model, "provider" => r.provider, "direction" => "output").increment(usage.output_tokens);
+            metrics::counter!("oneflow_tokens_total", "model" => r.model.clone(), "provider" => r.provider.clone(), "direction" => "input")
+                .increment(usage.input_tokens);
+            metrics::counter!("oneflow_tokens_total", "model" => r.model, "provider" => r.provider, "direction" => "output")
+                .increment(usage.output_tokens);
         }
         Ok(Response::new(pb::SettleResponse {
             charged_credits: format_cents(charge),

@@ -6,9 +6,6 @@ use oneflow_runtime::{DatabaseConfig, is_postgres};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Transaction};
 
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/billing/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/billing/sqlite");
-
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,11 +130,16 @@ impl BillingStore {
 
     /// Applies this service's migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if self.postgres {
-            POSTGRES_MIGRATIONS.run(&self.pool).await?;
+        let mut migrator: Migrator = if self.postgres {
+            sqlx::migrate!("../../migrations/billing/postgres")
         } else {
-            SQLITE_MIGRATIONS.run(&self.pool).await?;
-        }
+            sqlx::migrate!("../../migrations/billing/sqlite")
+        };
+        // Versions are numbered per service (auth 1xxxx, billing 2xxxx), so
+        // services sharing one database must not treat each other's
+        // migrations as missing.
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 

@@ -20,8 +20,9 @@ pub struct Clients {
     pub billing: BillingServiceClient<TracedChannel>,
     /// Router.
     pub router: RouterServiceClient<TracedChannel>,
-    /// Per-call deadline for unary calls to auth and billing.
-    pub unary_timeout: Duration,
+    auth_timeout: Duration,
+    billing_timeout: Duration,
+    router_timeout: Duration,
     health: [(&'static str, HealthClient<TracedChannel>); 3],
 }
 
@@ -40,7 +41,9 @@ impl Clients {
             auth: AuthServiceClient::new(auth),
             billing: BillingServiceClient::new(billing),
             router: RouterServiceClient::new(router),
-            unary_timeout: config.auth.timeout,
+            auth_timeout: config.auth.timeout,
+            billing_timeout: config.billing.timeout,
+            router_timeout: config.router.timeout,
         })
     }
 
@@ -55,10 +58,25 @@ impl Clients {
         Ok(())
     }
 
-    /// A request with the unary deadline set.
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+    fn with_deadline<T>(message: T, deadline: Duration) -> tonic::Request<T> {
         let mut req = tonic::Request::new(message);
-        req.set_timeout(self.unary_timeout);
+        req.set_timeout(deadline);
         req
+    }
+
+    /// A request to auth with its configured deadline.
+    pub fn auth_request<T>(&self, message: T) -> tonic::Request<T> {
+        Self::with_deadline(message, self.auth_timeout)
+    }
+
+    /// A request to billing with its configured deadline.
+    pub fn billing_request<T>(&self, message: T) -> tonic::Request<T> {
+        Self::with_deadline(message, self.billing_timeout)
+    }
+
+    /// A unary request to the router with its configured deadline (streams
+    /// run on the router's own first-token and total deadlines instead).
+    pub fn router_request<T>(&self, message: T) -> tonic::Request<T> {
+        Self::with_deadline(message, self.router_timeout)
     }
 }

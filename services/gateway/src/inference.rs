@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::principal::Principal;
-use crate::settle::{Settlement, Settler};
+use crate::settle::{Pending, Settlement};
 use crate::state::AppState;
 
 /// Turns a body extraction failure into the OpenAI error (413 for too large).
@@ -102,7 +102,7 @@ async fn authorize(
 ) -> Result<(), ApiError> {
     let mut client = state.clients.billing.clone();
     client
-        .authorize(state.clients.request(billing::AuthorizeRequest {
+        .authorize(state.clients.billing_request(billing::AuthorizeRequest {
             request_id: billing_id.to_owned(),
             user_id: principal.user_id.clone(),
             key_id: principal.key_id.clone(),
@@ -135,6 +135,35 @@ fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &st
 
 fn json_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// What a unary router call returns: the route, the body, the usage.
+type UnaryAnswer = (Option<pb::Route>, Vec<u8>, Option<Usage>);
+
+/// Settles a unary call and turns it into the client's response.
+fn finish_unary(
+    mut pending: Pending,
+    call: Result<UnaryAnswer, tonic::Status>,
+    billing_id: &str,
+) -> Result<Response, ApiError> {
+    match call {
+        Ok((route, body, usage)) => {
+            if let Some(r) = &route {
+                pending.route(&r.provider, &r.deployment);
+            }
+            pending.usage(usage.unwrap_or_default());
+            pending.finish();
+            let mut out = json_response(body);
+            route_headers(&mut out, route.as_ref(), billing_id);
+            Ok(out)
+        }
+        Err(status) => {
+            let err = ApiError::from_status(&status);
+            pending.status(err.status.as_u16());
+            pending.finish();
+            Err(err)
+        }
+    }
 }
 
 /// `POST /v1/chat/completions`
@@ -177,7 +206,12 @@ pub async fn chat_completions(
         ..Usage::default()
     };
     authorize(&state, &principal, &billing_id, &model, Operation::Chat, worst).await?;
-    let mut settlement = Settlement::new(&billing_id, &principal, &model, Operation::Chat);
+    let input_estimate = bytes_len(body.len()).div_ceil(4);
+    let mut pending = Pending::new(
+        &state.settler,
+        Settlement::new(&billing_id, &principal, &model, Operation::Chat),
+        input_estimate,
+    );
     let request = pb::ChatRequest {
         meta: Some(pb::RequestMeta {
             request_id: client_request_id(&headers),
@@ -188,34 +222,22 @@ pub async fn chat_completions(
     };
     let mut router = state.clients.router.clone();
     if !stream {
-        return match router.chat_completion(request).await {
-            Ok(resp) => {
-                let resp = resp.into_inner();
-                if let Some(r) = &resp.route {
-                    settlement.provider.clone_from(&r.provider);
-                    settlement.deployment.clone_from(&r.deployment);
-                }
-                settlement.usage = resp.usage.unwrap_or_default();
-                state.settler.settle(settlement);
-                let mut out = json_response(resp.body);
-                route_headers(&mut out, resp.route.as_ref(), &billing_id);
-                Ok(out)
-            }
-            Err(status) => {
-                let err = ApiError::from_status(&status);
-                settlement.status = err.status.as_u16();
-                state.settler.settle(settlement);
-                Err(err)
-            }
-        };
+        let call = router.chat_completion(state.clients.router_request(request)).await;
+        return finish_unary(
+            pending,
+            call.map(|r| {
+                let r = r.into_inner();
+                (r.route, r.body, r.usage)
+            }),
+            &billing_id,
+        );
     }
 
     let mut upstream = match router.stream_chat_completion(request).await {
         Ok(s) => s.into_inner(),
         Err(status) => {
             let err = ApiError::from_status(&status);
-            settlement.status = err.status.as_u16();
-            state.settler.settle(settlement);
+            pending.status(err.status.as_u16());
             return Err(err);
         }
     };
@@ -225,8 +247,7 @@ pub async fn chat_completions(
             event: Some(Event::Route(r)),
         })) => r,
         Ok(_) => {
-            settlement.status = 502;
-            state.settler.settle(settlement);
+            pending.status(502);
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "server_error",
@@ -235,22 +256,14 @@ pub async fn chat_completions(
         }
         Err(status) => {
             let err = ApiError::from_status(&status);
-            settlement.status = err.status.as_u16();
-            state.settler.settle(settlement);
+            pending.status(err.status.as_u16());
             return Err(err);
         }
     };
-    settlement.provider.clone_from(&route.provider);
-    settlement.deployment.clone_from(&route.deployment);
-    let input_estimate = bytes_len(body.len()).div_ceil(4);
+    pending.route(&route.provider, &route.deployment);
     let relay = SseRelay {
         upstream,
-        guard: SettleOnDrop {
-            settler: state.settler.clone(),
-            settlement: Some(settlement),
-            input_estimate,
-            chunks: 0,
-        },
+        pending: Some(pending),
         finished: false,
     };
     let body_stream = futures::stream::unfold(relay, |mut relay| async move {
@@ -266,38 +279,11 @@ pub async fn chat_completions(
     Ok(out)
 }
 
-/// Settles a stream's usage when the stream ends, however it ends (dropped
-/// when the client hangs up: the usage seen so far is charged).
-struct SettleOnDrop {
-    settler: Settler,
-    settlement: Option<Settlement>,
-    input_estimate: u64,
-    chunks: u64,
-}
-
-impl Drop for SettleOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.settlement.take() {
-            if s.usage == Usage::default() {
-                // No usage reported (client hung up or the stream broke before
-                // the router's count): charge what was streamed.
-                s.usage = Usage {
-                    input_tokens: self.input_estimate,
-                    output_tokens: self.chunks,
-                    ..Usage::default()
-                };
-                if s.status == 200 {
-                    s.status = 499;
-                }
-            }
-            self.settler.settle(s);
-        }
-    }
-}
-
+/// Relays router events as SSE frames; the pending settlement rides along and
+/// settles when the relay is dropped (stream done, client gone, or cut).
 struct SseRelay {
     upstream: tonic::Streaming<pb::ChatStreamEvent>,
-    guard: SettleOnDrop,
+    pending: Option<Pending>,
     finished: bool,
 }
 
@@ -313,6 +299,9 @@ impl SseRelay {
                 Ok(Some(pb::ChatStreamEvent { event: None })) => continue,
                 Ok(None) => {
                     self.finished = true;
+                    if let Some(p) = self.pending.take() {
+                        p.finish();
+                    }
                     return Some(Bytes::from_static(b"data: [DONE]\n\n"));
                 }
                 Err(status) => {
@@ -324,7 +313,9 @@ impl SseRelay {
             };
             match event {
                 Event::Data(data) => {
-                    self.guard.chunks += 1;
+                    if let Some(p) = self.pending.as_mut() {
+                        p.chunks += 1;
+                    }
                     let mut frame = Vec::with_capacity(data.len() + 8);
                     frame.extend_from_slice(b"data: ");
                     frame.extend_from_slice(&data);
@@ -332,8 +323,8 @@ impl SseRelay {
                     return Some(Bytes::from(frame));
                 }
                 Event::Usage(usage) => {
-                    if let Some(s) = self.guard.settlement.as_mut() {
-                        s.usage = usage;
+                    if let Some(p) = self.pending.as_mut() {
+                        p.usage(usage);
                     }
                 }
                 Event::Error(e) => {
@@ -355,8 +346,8 @@ impl SseRelay {
     }
 
     fn set_status(&mut self, status: u16) {
-        if let Some(s) = self.guard.settlement.as_mut() {
-            s.status = status;
+        if let Some(p) = self.pending.as_mut() {
+            p.status(status);
         }
     }
 }
@@ -395,7 +386,11 @@ pub async fn embeddings(
         ..Usage::default()
     };
     authorize(&state, &principal, &billing_id, &model, Operation::Embeddings, worst).await?;
-    let mut settlement = Settlement::new(&billing_id, &principal, &model, Operation::Embeddings);
+    let pending = Pending::new(
+        &state.settler,
+        Settlement::new(&billing_id, &principal, &model, Operation::Embeddings),
+        bytes_len(body.len()).div_ceil(4),
+    );
     let mut router = state.clients.router.clone();
     let request = pb::EmbeddingsRequest {
         meta: Some(pb::RequestMeta {
@@ -405,24 +400,13 @@ pub async fn embeddings(
         }),
         body: body.to_vec(),
     };
-    match router.embeddings(request).await {
-        Ok(resp) => {
-            let resp = resp.into_inner();
-            if let Some(r) = &resp.route {
-                settlement.provider.clone_from(&r.provider);
-                settlement.deployment.clone_from(&r.deployment);
-            }
-            settlement.usage = resp.usage.unwrap_or_default();
-            state.settler.settle(settlement);
-            let mut out = json_response(resp.body);
-            route_headers(&mut out, resp.route.as_ref(), &billing_id);
-            Ok(out)
-        }
-        Err(status) => {
-            let err = ApiError::from_status(&status);
-            settlement.status = err.status.as_u16();
-            state.settler.settle(settlement);
-            Err(err)
-        }
-    }
+    let call = router.embeddings(state.clients.router_request(request)).await;
+    finish_unary(
+        pending,
+        call.map(|r| {
+            let r = r.into_inner();
+            (r.route, r.body, r.usage)
+        }),
+        &billing_id,
+    )
 }

@@ -52,7 +52,7 @@ impl ModelDirectory {
         };
         let mut router = state.clients.router.clone();
         match router
-            .list_models(state.clients.request(pb::ListModelsRequest {}))
+            .list_models(state.clients.router_request(pb::ListModelsRequest {}))
             .await
         {
             Ok(resp) => {

@@ -128,7 +128,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<Arc<Principal>, ApiErr
     metrics::counter!("oneflow_gateway_auth_cache_total", "result" => "miss").increment(1);
     let mut auth = state.clients.auth.clone();
     let answer = auth
-        .validate_credential(state.clients.request(pb::ValidateCredentialRequest {
+        .validate_credential(state.clients.auth_request(pb::ValidateCredentialRequest {
             credential: token.to_owned(),
             request_id: String::new(),
         }))

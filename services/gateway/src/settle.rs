@@ -68,6 +68,81 @@ impl Settlement {
     }
 }
 
+/// A reserved request that has not been settled yet. Settles when finished
+/// or, whatever ends the request early (client hang-up, timeout, a broken
+/// stream), when dropped: then it charges the streamed output and an input
+/// estimate, so usage is never given away and never charged twice.
+#[derive(Debug)]
+pub struct Pending {
+    settler: Settler,
+    settlement: Option<Settlement>,
+    input_estimate: u64,
+    /// Output chunks relayed to the client so far.
+    pub chunks: u64,
+}
+
+impl Pending {
+    /// Tracks `settlement`; `input_estimate` is charged if no usage arrives.
+    pub fn new(settler: &Settler, settlement: Settlement, input_estimate: u64) -> Self {
+        Self {
+            settler: settler.clone(),
+            settlement: Some(settlement),
+            input_estimate,
+            chunks: 0,
+        }
+    }
+
+    /// Records the route that served the request.
+    pub fn route(&mut self, provider: &str, deployment: &str) {
+        if let Some(s) = self.settlement.as_mut() {
+            s.provider = provider.to_owned();
+            s.deployment = deployment.to_owned();
+        }
+    }
+
+    /// Records the usage the provider reported.
+    pub fn usage(&mut self, usage: Usage) {
+        if let Some(s) = self.settlement.as_mut() {
+            s.usage = usage;
+        }
+    }
+
+    /// Records the status the client gets.
+    pub fn status(&mut self, status: u16) {
+        if let Some(s) = self.settlement.as_mut() {
+            s.status = status;
+        }
+    }
+
+    /// Settles now.
+    pub fn finish(mut self) {
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        if let Some(mut s) = self.settlement.take() {
+            if s.usage == Usage::default() && (self.chunks > 0 || s.status == 200) {
+                // Ended without the provider's count: charge what was seen.
+                s.usage = Usage {
+                    input_tokens: self.input_estimate,
+                    output_tokens: self.chunks,
+                    ..Usage::default()
+                };
+                if s.status == 200 {
+                    s.status = 499;
+                }
+            }
+            self.settler.settle(s);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
 /// Runs settlements on tracked background tasks.
 #[derive(Debug, Clone)]
 pub struct Settler {

@@ -26,8 +26,8 @@ pub struct OneflowConfig {
     pub data_dir: PathBuf,
     /// Email of the admin created at first start.
     pub admin_email: String,
-    /// Credits granted to that admin at first start.
-    pub admin_credits: String,
+    /// Whole credits granted to that admin at first start.
+    pub admin_credits: u64,
     /// The built-in mock provider.
     pub mock: MockConfig,
     /// Logs, metrics, traces.
@@ -40,7 +40,7 @@ impl Default for OneflowConfig {
             server: ServerConfig::new(([127, 0, 0, 1], 8080).into()),
             data_dir: PathBuf::from("./data"),
             admin_email: "admin@localhost".to_owned(),
-            admin_credits: "1000".to_owned(),
+            admin_credits: 1000,
             mock: MockConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
@@ -125,8 +125,10 @@ pub async fn start(
     let key_file = data.join("admin.key");
     let new_admin_key = match auth.store().bootstrap_admin(&config.admin_email).await? {
         Some(admin) => {
-            let credits = oneflow_billing::parse_credits(&config.admin_credits)
-                .ok_or_else(|| anyhow::anyhow!("admin_credits must be a decimal with at most 2 places"))?;
+            let credits = i64::try_from(config.admin_credits)
+                .ok()
+                .and_then(|c| c.checked_mul(100))
+                .ok_or_else(|| anyhow::anyhow!("admin_credits is too large"))?;
             billing
                 .grpc()
                 .grant(
