@@ -2,9 +2,13 @@
 //! answers the gateway's hot-path question "who is this bearer?" in one
 //! indexed lookup (keys are stored as SHA-256 hashes, found by hash).
 
+mod clock;
 mod config;
 mod domain;
+mod jwt;
 mod keys;
+mod passwords;
+mod revocations;
 mod service;
 mod store;
 
@@ -15,11 +19,14 @@ use oneflow_proto::auth::v1::auth_service_server::AuthServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::AuthConfig;
+pub use clock::Clock;
+pub use config::{AuthConfig, ConfigCheckError, JwtConfig, LoginLimits, Mode, VerificationKey};
+pub use jwt::{Claims, TokenError, Tokens};
+pub use revocations::{Revocations, Revoked};
 pub use domain::{Principal, Role, Scope};
 pub use keys::{KEY_PREFIX, hash_secret};
 pub use service::AuthGrpc;
-pub use store::{AuthStore, BootstrappedAdmin, StoreError};
+pub use store::{AuthStore, BootstrappedAdmin, KeyRecord, StoreError, UserRecord};
 
 /// A built auth service, bound and ready to run.
 pub struct App {
@@ -32,11 +39,24 @@ pub struct App {
 impl App {
     /// Connects storage, migrates when configured, and binds the listener.
     pub async fn build(config: AuthConfig) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// Like [`App::build`], with a clock tests can move.
+    pub async fn build_with_clock(config: AuthConfig, clock: Clock) -> anyhow::Result<Self> {
+        config.check()?;
         let store = AuthStore::connect(&config.database).await?;
         if config.auto_migrate {
             store.migrate().await?;
         }
-        let grpc = AuthGrpc::new(store.clone(), config.principal_cache_ttl);
+        let revocations = if store.is_postgres() {
+            let hub = Revocations::new(Some(store.pool().clone()));
+            tokio::spawn(hub.clone().listen_postgres(config.database.url.expose().to_owned()));
+            hub
+        } else {
+            Revocations::new(None)
+        };
+        let grpc = AuthGrpc::new(store.clone(), &config, clock, revocations);
         let ready_store = store.clone();
         let ready: oneflow_runtime::Readiness = Arc::new(move || {
             let store = ready_store.clone();

@@ -54,7 +54,11 @@ async fn bootstrap_creates_one_admin_whose_key_validates() {
             "{name}"
         );
 
-        let grpc = AuthGrpc::new(store.clone(), std::time::Duration::from_secs(7));
+        let config = oneflow_auth::AuthConfig {
+            principal_cache_ttl: std::time::Duration::from_secs(7),
+            ..oneflow_auth::AuthConfig::default()
+        };
+        let grpc = AuthGrpc::new(store.clone(), &config, oneflow_auth::Clock::system(), oneflow_auth::Revocations::new(None));
         let ok = grpc
             .validate_credential(tonic::Request::new(pb::ValidateCredentialRequest {
                 credential: admin.secret.clone(),
@@ -97,7 +101,7 @@ async fn check_config_redacts_secrets_and_rejects_unknown_keys() {
         "oneflow-auth",
         &["check-config"],
         &[
-            ("ONEFLOW__JWT_SECRET", "very-secret-signing-key-123"),
+            ("ONEFLOW__JWT__SECRET", "very-secret-signing-key-123"),
             ("ONEFLOW__DATABASE__URL", "postgres://u:pw-xyz@db/auth"),
         ],
     )
@@ -108,7 +112,7 @@ async fn check_config_redacts_secrets_and_rejects_unknown_keys() {
     );
     assert!(out.contains("[redacted]"));
     let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(parsed["principal_cache_ttl"], "10s");
+    assert_eq!(parsed["principal_cache_ttl"], "1m");
 
     let bin = oneflow_test_support::bin("oneflow-auth");
     let failed = std::process::Command::new(bin)
