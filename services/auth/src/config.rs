@@ -79,7 +79,11 @@ pub struct LoginLimits {
 
 impl Default for LoginLimits {
     fn default() -> Self {
-        Self { per_account: 10, per_address: 50, window: Duration::from_secs(15 * 60) }
+        Self {
+            per_account: 10,
+            per_address: 50,
+            window: Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -120,7 +124,10 @@ impl Default for AuthConfig {
         Self {
             server: ServerConfig::new(([0, 0, 0, 0], 50051).into()),
             mode: Mode::Development,
-            database: DatabaseConfig { url: Secret::new("sqlite://auth.db"), ..DatabaseConfig::default() },
+            database: DatabaseConfig {
+                url: Secret::new("sqlite://auth.db"),
+                ..DatabaseConfig::default()
+            },
             auto_migrate: true,
             principal_cache_ttl: Duration::from_secs(60),
             jwt: JwtConfig::default(),
@@ -135,7 +142,14 @@ impl Default for AuthConfig {
 }
 
 /// Secrets that must never be accepted as a production signing key.
-const KNOWN_DEFAULTS: &[&str] = &["secret", "changeme", "change-me", "jwt-secret", "oneflow", "development"];
+const KNOWN_DEFAULTS: &[&str] = &[
+    "secret",
+    "changeme",
+    "change-me",
+    "jwt-secret",
+    "oneflow",
+    "development",
+];
 
 /// The configuration is unsafe to run with.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -178,7 +192,10 @@ mod tests {
 
     #[test]
     fn production_refuses_missing_default_and_short_secrets() {
-        let mut c = AuthConfig { mode: Mode::Production, ..AuthConfig::default() };
+        let mut c = AuthConfig {
+            mode: Mode::Production,
+            ..AuthConfig::default()
+        };
         assert_eq!(c.check(), Err(ConfigCheckError::WeakSecret));
         c.jwt.secret = Secret::new("changeme");
         assert_eq!(c.check(), Err(ConfigCheckError::WeakSecret));

@@ -81,7 +81,10 @@ impl Tokens {
         let mut decoding = HashMap::new();
         decoding.insert(config.kid.clone(), DecodingKey::from_secret(&current));
         for key in &config.previous {
-            decoding.insert(key.kid.clone(), DecodingKey::from_secret(key.secret.expose().as_bytes()));
+            decoding.insert(
+                key.kid.clone(),
+                DecodingKey::from_secret(key.secret.expose().as_bytes()),
+            );
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[config.issuer.as_str()]);
@@ -132,7 +135,11 @@ impl Tokens {
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::Invalid);
         }
-        let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::Invalid)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or(TokenError::Invalid)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| TokenError::Invalid)?;
         let now = now_millis / 1000;
         if data.claims.exp <= now || data.claims.nbf > now + NBF_LEEWAY_SECS {
@@ -145,7 +152,9 @@ impl Tokens {
 /// True when `raw` could be a JWT (three base64url parts), so it is not a key.
 pub(crate) fn looks_like_jwt(raw: &str) -> bool {
     let mut parts = raw.split('.');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    };
     ok(parts.next()) && ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
@@ -157,7 +166,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn config(secret: &str) -> JwtConfig {
-        JwtConfig { secret: Secret::new(secret), ..JwtConfig::default() }
+        JwtConfig {
+            secret: Secret::new(secret),
+            ..JwtConfig::default()
+        }
     }
 
     const NOW: i64 = 1_800_000_000_000;
@@ -180,10 +192,16 @@ mod tests {
         let token = t.issue("u1", Role::User, NOW).unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
-        assert_eq!(t.verify(&format!("{none_header}.{payload}."), NOW), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&format!("{none_header}.{payload}."), NOW),
+            Err(TokenError::Invalid)
+        );
         let rs_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT","kid":"k1"}"#);
         let sig = token.split('.').nth(2).unwrap();
-        assert_eq!(t.verify(&format!("{rs_header}.{payload}.{sig}"), NOW), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&format!("{rs_header}.{payload}.{sig}"), NOW),
+            Err(TokenError::Invalid)
+        );
         let other = Tokens::new(&config(&"o".repeat(32)));
         assert_eq!(other.verify(&token, NOW), Err(TokenError::Invalid));
         let mut wrong_aud = config(&"s".repeat(32));
@@ -197,7 +215,10 @@ mod tests {
         let token = old.issue("u1", Role::User, NOW).unwrap();
         let mut rotated = config(&"n".repeat(32));
         rotated.kid = "k2".into();
-        rotated.previous = vec![VerificationKey { kid: "k1".into(), secret: Secret::new("o".repeat(32)) }];
+        rotated.previous = vec![VerificationKey {
+            kid: "k1".into(),
+            secret: Secret::new("o".repeat(32)),
+        }];
         let t = Tokens::new(&rotated);
         assert_eq!(t.verify(&token, NOW).unwrap().sub, "u1");
         let fresh = t.issue("u2", Role::User, NOW).unwrap();

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use clock::Clock;
 pub use config::{AuthConfig, ConfigCheckError, JwtConfig, LoginLimits, Mode, VerificationKey};
-pub use jwt::{Claims, TokenError, Tokens};
-pub use revocations::{Revocations, Revoked};
 pub use domain::{Principal, Role, Scope};
+pub use jwt::{Claims, TokenError, Tokens};
 pub use keys::{KEY_PREFIX, hash_secret};
+pub use revocations::{Revocations, Revoked};
 pub use service::AuthGrpc;
 pub use store::{AuthStore, BootstrappedAdmin, KeyRecord, StoreError, UserRecord};
 

@@ -13,14 +13,20 @@ pub struct Passwords {
 impl Passwords {
     /// Hashing at `cost`.
     pub fn new(cost: u32) -> Self {
-        Self { cost, dummy: Arc::new(OnceLock::new()) }
+        Self {
+            cost,
+            dummy: Arc::new(OnceLock::new()),
+        }
     }
 
     /// A bcrypt hash of `password`.
     pub async fn hash(&self, password: &str) -> Option<String> {
         let password = password.to_owned();
         let cost = self.cost;
-        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost).ok()).await.ok().flatten()
+        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost).ok())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// True when `password` matches `hash`; with no hash (unknown account) it

@@ -29,7 +29,10 @@ impl Revoked {
             Revoked::Key(id) => pb::revocation_event::Target::KeyId(id.clone()),
             Revoked::User(id) => pb::revocation_event::Target::UserId(id.clone()),
         };
-        pb::RevocationEvent { target: Some(target), reason: reason.to_owned() }
+        pb::RevocationEvent {
+            target: Some(target),
+            reason: reason.to_owned(),
+        }
     }
 }
 
@@ -58,7 +61,12 @@ impl Revocations {
         let _ = self.tx.send(event.clone());
         if let Some(pool) = &self.notify {
             let payload = serde_json::to_string(&event).unwrap_or_default();
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(payload)
+                .execute(pool)
+                .await
+            {
                 tracing::error!(error = %e, "revocation NOTIFY failed; other replicas rely on cache expiry");
             }
         }

@@ -21,10 +21,10 @@ use crate::clock::Clock;
 use crate::config::AuthConfig;
 use crate::domain::{Credential, Principal, Role, Scope};
 use crate::jwt::{Tokens, looks_like_jwt};
+use crate::keys;
 use crate::passwords::Passwords;
 use crate::revocations::{Revocations, Revoked};
 use crate::store::{AuditEntry, AuthStore, KeyRecord, NewKey, RefreshUse, StoreError, UserRecord};
-use crate::keys;
 
 /// Prefix of refresh tokens (opaque, 32 random bytes).
 const REFRESH_PREFIX: &str = "ofr_";
@@ -70,7 +70,11 @@ fn invalid(param: &str, message: impl Into<String>) -> Status {
     oneflow_proto::status_with_info(
         Code::InvalidArgument,
         message,
-        ErrorInfo { code: "invalid_request_error".into(), param: param.into(), ..ErrorInfo::default() },
+        ErrorInfo {
+            code: "invalid_request_error".into(),
+            param: param.into(),
+            ..ErrorInfo::default()
+        },
     )
 }
 
@@ -83,8 +87,14 @@ pub(crate) fn normalise_email(raw: &str) -> Result<String, Status> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.contains('@'));
-    if valid { Ok(email) } else { Err(invalid("email", "a valid email address is required")) }
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.contains('@')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(invalid("email", "a valid email address is required"))
+    }
 }
 
 fn to_millis(d: Duration) -> i64 {
@@ -184,7 +194,9 @@ impl AuthGrpc {
     }
 
     async fn acting(&self, actor: Option<pb::Actor>) -> Result<Acting, Status> {
-        let actor = actor.filter(|a| !a.user_id.is_empty()).ok_or_else(|| Status::unauthenticated("no acting user"))?;
+        let actor = actor
+            .filter(|a| !a.user_id.is_empty())
+            .ok_or_else(|| Status::unauthenticated("no acting user"))?;
         let user = self
             .inner
             .store
@@ -193,7 +205,11 @@ impl AuthGrpc {
             .map_err(store_status)?
             .filter(|u| u.disabled_at.is_none())
             .ok_or_else(|| Status::unauthenticated("the acting user does not exist or is disabled"))?;
-        Ok(Acting { user, request_id: actor.request_id, address: actor.client_address })
+        Ok(Acting {
+            user,
+            request_id: actor.request_id,
+            address: actor.client_address,
+        })
     }
 
     fn new_refresh_secret() -> (String, String) {
@@ -206,11 +222,19 @@ impl AuthGrpc {
 
     async fn issue_pair(&self, user: &UserRecord, family: Option<String>) -> Result<pb::TokenPair, Status> {
         let now = self.now();
-        let access = self.inner.tokens.issue(&user.id, user.role, now).map_err(|_| Status::internal("cannot sign token"))?;
+        let access = self
+            .inner
+            .tokens
+            .issue(&user.id, user.role, now)
+            .map_err(|_| Status::internal("cannot sign token"))?;
         let (refresh, hash) = Self::new_refresh_secret();
         let family = family.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let expires = now.saturating_add(to_millis(self.inner.config.jwt.refresh_ttl));
-        self.inner.store.insert_refresh(&family, &user.id, &hash, now, expires).await.map_err(store_status)?;
+        self.inner
+            .store
+            .insert_refresh(&family, &user.id, &hash, now, expires)
+            .await
+            .map_err(store_status)?;
         Ok(pb::TokenPair {
             access_token: access,
             refresh_token: refresh,
@@ -240,7 +264,11 @@ impl AuthGrpc {
     }
 
     async fn validate_jwt(&self, raw: &str, now: i64) -> Result<pb::Principal, Status> {
-        let claims = self.inner.tokens.verify(raw, now).map_err(|_| Status::unauthenticated("invalid credential"))?;
+        let claims = self
+            .inner
+            .tokens
+            .verify(raw, now)
+            .map_err(|_| Status::unauthenticated("invalid credential"))?;
         let user = self
             .inner
             .store
@@ -271,14 +299,21 @@ impl AuthGrpc {
     }
 
     fn require_admin(acting: &Acting) -> Result<(), Status> {
-        if acting.user.role == Role::Admin { Ok(()) } else { Err(forbidden()) }
+        if acting.user.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(forbidden())
+        }
     }
 
     async fn check_password(&self, password: &str) -> Result<(), Status> {
         if password.chars().count() < self.inner.config.min_password_length {
             return Err(invalid(
                 "password",
-                format!("password must be at least {} characters", self.inner.config.min_password_length),
+                format!(
+                    "password must be at least {} characters",
+                    self.inner.config.min_password_length
+                ),
             ));
         }
         if password.len() > 72 {
@@ -291,22 +326,40 @@ impl AuthGrpc {
     async fn new_user(&self, email: &str, password: &str, role: Role) -> Result<UserRecord, Status> {
         let email = normalise_email(email)?;
         self.check_password(password).await?;
-        let hash = self.inner.passwords.hash(password).await.ok_or_else(|| Status::internal("cannot hash password"))?;
-        self.inner.store.create_user(&email, &hash, role, self.now()).await.map_err(|e| match e {
-            StoreError::Conflict => Status::already_exists("a user with this email already exists"),
-            other => store_status(other),
-        })
+        let hash = self
+            .inner
+            .passwords
+            .hash(password)
+            .await
+            .ok_or_else(|| Status::internal("cannot hash password"))?;
+        self.inner
+            .store
+            .create_user(&email, &hash, role, self.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => Status::already_exists("a user with this email already exists"),
+                other => store_status(other),
+            })
     }
 }
 
 #[tonic::async_trait]
 impl AuthService for AuthGrpc {
     #[tracing::instrument(skip_all)]
-    async fn validate_credential(&self, request: Request<pb::ValidateCredentialRequest>) -> Result<Response<pb::Principal>, Status> {
+    async fn validate_credential(
+        &self,
+        request: Request<pb::ValidateCredentialRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
         let Credential(raw) = Credential::try_from(request.into_inner())?;
         let now = self.now();
         let result = if keys::looks_like_key(&raw) {
-            match self.inner.store.principal_for_key(&raw, now).await.map_err(store_status)? {
+            match self
+                .inner
+                .store
+                .principal_for_key(&raw, now)
+                .await
+                .map_err(store_status)?
+            {
                 Some(p) => Ok(self.principal_proto(p, pb::CredentialKind::ApiKey, now)),
                 None => Err(Status::unauthenticated("invalid credential")),
             }
@@ -322,23 +375,37 @@ impl AuthService for AuthGrpc {
 
     type WatchRevocationsStream = RevocationStream;
 
-    async fn watch_revocations(&self, _request: Request<pb::WatchRevocationsRequest>) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+    async fn watch_revocations(
+        &self,
+        _request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let stream = BroadcastStream::new(self.inner.revocations.subscribe()).map(|item| match item {
             Ok(event) => Ok(event.to_proto("revoked")),
             // A lagging subscriber must drop everything it cached.
-            Err(_) => Err(Status::data_loss("revocations were missed; drop every cached credential")),
+            Err(_) => Err(Status::data_loss(
+                "revocations were missed; drop every cached credential",
+            )),
         });
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::User>, Status> {
         if !self.inner.config.allow_registration {
-            return Err(Status::permission_denied("registration is closed; ask an administrator"));
+            return Err(Status::permission_denied(
+                "registration is closed; ask an administrator",
+            ));
         }
         let r = request.into_inner();
         let actor = r.actor.unwrap_or_default();
         let user = self.new_user(&r.email, &r.password, Role::User).await?;
-        self.audit("user.register", Some(&user.id), Some(&user.id), &actor.client_address, &actor.request_id).await;
+        self.audit(
+            "user.register",
+            Some(&user.id),
+            Some(&user.id),
+            &actor.client_address,
+            &actor.request_id,
+        )
+        .await;
         Ok(Response::new(user_proto(&user)))
     }
 
@@ -348,8 +415,12 @@ impl AuthService for AuthGrpc {
         let email = r.email.trim().to_lowercase();
         let limits = &self.inner.config.login_limits;
         let since = self.now() - to_millis(limits.window);
-        let (by_account, by_address) =
-            self.inner.store.login_failures(&email, &actor.client_address, since).await.map_err(store_status)?;
+        let (by_account, by_address) = self
+            .inner
+            .store
+            .login_failures(&email, &actor.client_address, since)
+            .await
+            .map_err(store_status)?;
         if by_account >= i64::from(limits.per_account) || by_address >= i64::from(limits.per_address) {
             metrics::counter!("oneflow_auth_logins_total", "result" => "throttled").increment(1);
             return Err(oneflow_proto::status_with_info(
@@ -369,12 +440,26 @@ impl AuthService for AuthGrpc {
             Some(u) if password_ok && u.disabled_at.is_none() => u,
             _ => {
                 metrics::counter!("oneflow_auth_logins_total", "result" => "failure").increment(1);
-                self.audit("login.failure", None, Some(&email), &actor.client_address, &actor.request_id).await;
+                self.audit(
+                    "login.failure",
+                    None,
+                    Some(&email),
+                    &actor.client_address,
+                    &actor.request_id,
+                )
+                .await;
                 return Err(Status::unauthenticated("invalid email or password"));
             }
         };
         metrics::counter!("oneflow_auth_logins_total", "result" => "success").increment(1);
-        self.audit("login.success", Some(&user.id), Some(&user.id), &actor.client_address, &actor.request_id).await;
+        self.audit(
+            "login.success",
+            Some(&user.id),
+            Some(&user.id),
+            &actor.client_address,
+            &actor.request_id,
+        )
+        .await;
         Ok(Response::new(self.issue_pair(&user, None).await?))
     }
 
@@ -385,7 +470,13 @@ impl AuthService for AuthGrpc {
         if !token.starts_with(REFRESH_PREFIX) || token.len() > 128 {
             return Err(Status::unauthenticated("invalid refresh token"));
         }
-        match self.inner.store.use_refresh(&keys::hash_secret(token), self.now()).await.map_err(store_status)? {
+        match self
+            .inner
+            .store
+            .use_refresh(&keys::hash_secret(token), self.now())
+            .await
+            .map_err(store_status)?
+        {
             RefreshUse::Rotated { user_id, family_id } => {
                 let user = self
                     .inner
@@ -399,7 +490,14 @@ impl AuthService for AuthGrpc {
             }
             RefreshUse::Reused { user_id, family_id } => {
                 tracing::warn!(%user_id, "refresh token reused; its family is revoked");
-                self.audit("refresh.reuse", Some(&user_id), Some(&family_id), &actor.client_address, &actor.request_id).await;
+                self.audit(
+                    "refresh.reuse",
+                    Some(&user_id),
+                    Some(&family_id),
+                    &actor.client_address,
+                    &actor.request_id,
+                )
+                .await;
                 Err(Status::unauthenticated("invalid refresh token"))
             }
             RefreshUse::Invalid => Err(Status::unauthenticated("invalid refresh token")),
@@ -410,40 +508,74 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let actor = r.actor.unwrap_or_default();
         let hash = keys::hash_secret(r.refresh_token.trim());
-        if let Some(user_id) = self.inner.store.revoke_refresh_family(&hash, self.now()).await.map_err(store_status)? {
-            self.audit("logout", Some(&user_id), Some(&user_id), &actor.client_address, &actor.request_id).await;
+        if let Some(user_id) = self
+            .inner
+            .store
+            .revoke_refresh_family(&hash, self.now())
+            .await
+            .map_err(store_status)?
+        {
+            self.audit(
+                "logout",
+                Some(&user_id),
+                Some(&user_id),
+                &actor.client_address,
+                &actor.request_id,
+            )
+            .await;
         }
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
         let id = request.into_inner().user_id;
-        let user = self.inner.store.user_by_id(&id).await.map_err(store_status)?.ok_or_else(|| Status::not_found("no such user"))?;
+        let user = self
+            .inner
+            .store
+            .user_by_id(&id)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found("no such user"))?;
         Ok(Response::new(user_proto(&user)))
     }
 
-    async fn create_api_key(&self, request: Request<pb::CreateApiKeyRequest>) -> Result<Response<pb::CreatedApiKey>, Status> {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedApiKey>, Status> {
         let r = request.into_inner();
         let acting = self.acting(r.actor).await?;
         let owner = if r.owner_user_id.is_empty() || r.owner_user_id == acting.user.id {
             acting.user.clone()
         } else {
             Self::require_admin(&acting)?;
-            self.inner.store.user_by_id(&r.owner_user_id).await.map_err(store_status)?.ok_or_else(|| Status::not_found("no such user"))?
+            self.inner
+                .store
+                .user_by_id(&r.owner_user_id)
+                .await
+                .map_err(store_status)?
+                .ok_or_else(|| Status::not_found("no such user"))?
         };
         let name = r.name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
             return Err(invalid("name", format!("name must be 1 to {MAX_NAME_LEN} characters")));
         }
         let mut scopes = Vec::new();
-        for raw in if r.scopes.is_empty() { vec!["inference".to_owned()] } else { r.scopes } {
-            let scope = Scope::parse(&raw).ok_or_else(|| invalid("scopes", format!("unknown scope `{raw}` (use inference, admin)")))?;
+        for raw in if r.scopes.is_empty() {
+            vec!["inference".to_owned()]
+        } else {
+            r.scopes
+        } {
+            let scope = Scope::parse(&raw)
+                .ok_or_else(|| invalid("scopes", format!("unknown scope `{raw}` (use inference, admin)")))?;
             if !scopes.contains(&scope) {
                 scopes.push(scope);
             }
         }
         if scopes.contains(&Scope::Admin) && owner.role != Role::Admin {
-            return Err(Status::permission_denied("only administrators' keys may have the admin scope"));
+            return Err(Status::permission_denied(
+                "only administrators' keys may have the admin scope",
+            ));
         }
         let now = self.now();
         let expires_at = match r.expires_at_millis {
@@ -455,59 +587,135 @@ impl AuthService for AuthGrpc {
         let (key, secret) = self
             .inner
             .store
-            .create_key(&NewKey { user_id: &owner.id, name, scopes: &scopes, limits: limits.as_deref(), expires_at }, now)
+            .create_key(
+                &NewKey {
+                    user_id: &owner.id,
+                    name,
+                    scopes: &scopes,
+                    limits: limits.as_deref(),
+                    expires_at,
+                },
+                now,
+            )
             .await
             .map_err(store_status)?;
-        self.audit("key.create", Some(&acting.user.id), Some(&key.id), &acting.address, &acting.request_id).await;
-        Ok(Response::new(pb::CreatedApiKey { key: Some(key_proto(&key)), secret }))
+        self.audit(
+            "key.create",
+            Some(&acting.user.id),
+            Some(&key.id),
+            &acting.address,
+            &acting.request_id,
+        )
+        .await;
+        Ok(Response::new(pb::CreatedApiKey {
+            key: Some(key_proto(&key)),
+            secret,
+        }))
     }
 
-    async fn list_api_keys(&self, request: Request<pb::ListApiKeysRequest>) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let r = request.into_inner();
         let acting = self.acting(r.actor).await?;
-        let owner = if r.owner_user_id.is_empty() { acting.user.id.clone() } else { r.owner_user_id };
+        let owner = if r.owner_user_id.is_empty() {
+            acting.user.id.clone()
+        } else {
+            r.owner_user_id
+        };
         if owner != acting.user.id {
             Self::require_admin(&acting)?;
         }
         let keys = self.inner.store.list_keys(&owner).await.map_err(store_status)?;
-        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.iter().map(key_proto).collect() }))
+        Ok(Response::new(pb::ListApiKeysResponse {
+            keys: keys.iter().map(key_proto).collect(),
+        }))
     }
 
-    async fn rotate_api_key(&self, request: Request<pb::RotateApiKeyRequest>) -> Result<Response<pb::CreatedApiKey>, Status> {
+    async fn rotate_api_key(
+        &self,
+        request: Request<pb::RotateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedApiKey>, Status> {
         let r = request.into_inner();
         let acting = self.acting(r.actor).await?;
         let old = self.manageable_key(&acting, &r.key_id).await?;
         let now = self.now();
-        if old.revoked_at.is_some() || old.grace_until.is_some_and(|g| g <= now) || old.expires_at.is_some_and(|e| e <= now) {
-            return Err(Status::failed_precondition("this key no longer works and cannot be rotated"));
+        if old.revoked_at.is_some()
+            || old.grace_until.is_some_and(|g| g <= now)
+            || old.expires_at.is_some_and(|e| e <= now)
+        {
+            return Err(Status::failed_precondition(
+                "this key no longer works and cannot be rotated",
+            ));
         }
-        let grace = r.grace_seconds.map_or(self.inner.config.default_key_grace, Duration::from_secs);
+        let grace = r
+            .grace_seconds
+            .map_or(self.inner.config.default_key_grace, Duration::from_secs);
         let grace_until = now.saturating_add(to_millis(grace));
-        let (key, secret) = self.inner.store.rotate_key(&old, grace_until, now).await.map_err(store_status)?;
+        let (key, secret) = self
+            .inner
+            .store
+            .rotate_key(&old, grace_until, now)
+            .await
+            .map_err(store_status)?;
         if grace.is_zero() {
             self.inner.revocations.publish(Revoked::Key(old.id.clone())).await;
         }
-        self.audit("key.rotate", Some(&acting.user.id), Some(&old.id), &acting.address, &acting.request_id).await;
-        Ok(Response::new(pb::CreatedApiKey { key: Some(key_proto(&key)), secret }))
+        self.audit(
+            "key.rotate",
+            Some(&acting.user.id),
+            Some(&old.id),
+            &acting.address,
+            &acting.request_id,
+        )
+        .await;
+        Ok(Response::new(pb::CreatedApiKey {
+            key: Some(key_proto(&key)),
+            secret,
+        }))
     }
 
     async fn revoke_api_key(&self, request: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
         let r = request.into_inner();
         let acting = self.acting(r.actor).await?;
         let key = self.manageable_key(&acting, &r.key_id).await?;
-        let revoked = self.inner.store.revoke_key(&key.id, self.now()).await.map_err(store_status)?.unwrap_or(key);
+        let revoked = self
+            .inner
+            .store
+            .revoke_key(&key.id, self.now())
+            .await
+            .map_err(store_status)?
+            .unwrap_or(key);
         self.inner.revocations.publish(Revoked::Key(revoked.id.clone())).await;
-        self.audit("key.revoke", Some(&acting.user.id), Some(&revoked.id), &acting.address, &acting.request_id).await;
+        self.audit(
+            "key.revoke",
+            Some(&acting.user.id),
+            Some(&revoked.id),
+            &acting.address,
+            &acting.request_id,
+        )
+        .await;
         Ok(Response::new(key_proto(&revoked)))
     }
 
-    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let r = request.into_inner();
         let acting = self.acting(r.actor).await?;
         Self::require_admin(&acting)?;
         let limit = if r.limit == 0 { 100 } else { r.limit.min(MAX_PAGE) };
-        let users = self.inner.store.list_users(limit, &r.after_id).await.map_err(store_status)?;
-        Ok(Response::new(pb::ListUsersResponse { users: users.iter().map(user_proto).collect() }))
+        let users = self
+            .inner
+            .store
+            .list_users(limit, &r.after_id)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users.iter().map(user_proto).collect(),
+        }))
     }
 
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
@@ -516,7 +724,14 @@ impl AuthService for AuthGrpc {
         Self::require_admin(&acting)?;
         let role = role_from_proto(r.role).unwrap_or(Role::User);
         let user = self.new_user(&r.email, &r.password, role).await?;
-        self.audit("user.create", Some(&acting.user.id), Some(&user.id), &acting.address, &acting.request_id).await;
+        self.audit(
+            "user.create",
+            Some(&acting.user.id),
+            Some(&user.id),
+            &acting.address,
+            &acting.request_id,
+        )
+        .await;
         Ok(Response::new(user_proto(&user)))
     }
 
@@ -529,9 +744,17 @@ impl AuthService for AuthGrpc {
             None => None,
         };
         if r.user_id == acting.user.id && (r.disabled == Some(true) || role == Some(Role::User)) {
-            return Err(Status::failed_precondition("administrators cannot disable or demote themselves"));
+            return Err(Status::failed_precondition(
+                "administrators cannot disable or demote themselves",
+            ));
         }
-        let before = self.inner.store.user_by_id(&r.user_id).await.map_err(store_status)?.ok_or_else(|| Status::not_found("no such user"))?;
+        let before = self
+            .inner
+            .store
+            .user_by_id(&r.user_id)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found("no such user"))?;
         let after = self
             .inner
             .store
@@ -540,11 +763,29 @@ impl AuthService for AuthGrpc {
             .map_err(store_status)?
             .ok_or_else(|| Status::not_found("no such user"))?;
         if after.role != before.role {
-            self.audit("user.role", Some(&acting.user.id), Some(&after.id), &acting.address, &acting.request_id).await;
+            self.audit(
+                "user.role",
+                Some(&acting.user.id),
+                Some(&after.id),
+                &acting.address,
+                &acting.request_id,
+            )
+            .await;
         }
         if after.disabled_at.is_some() != before.disabled_at.is_some() {
-            let action = if after.disabled_at.is_some() { "user.disable" } else { "user.enable" };
-            self.audit(action, Some(&acting.user.id), Some(&after.id), &acting.address, &acting.request_id).await;
+            let action = if after.disabled_at.is_some() {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
+            self.audit(
+                action,
+                Some(&acting.user.id),
+                Some(&after.id),
+                &acting.address,
+                &acting.request_id,
+            )
+            .await;
         }
         if after.disabled_at.is_some() || after.role != before.role {
             // Cached principals carry the role and enabled state: drop them.
@@ -553,12 +794,20 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(user_proto(&after)))
     }
 
-    async fn list_audit_events(&self, request: Request<pb::ListAuditEventsRequest>) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let r = request.into_inner();
         let acting = self.acting(r.actor).await?;
         Self::require_admin(&acting)?;
         let limit = if r.limit == 0 { 100 } else { r.limit.min(MAX_PAGE) };
-        let rows = self.inner.store.list_audit(limit, r.before_millis).await.map_err(store_status)?;
+        let rows = self
+            .inner
+            .store
+            .list_audit(limit, r.before_millis)
+            .await
+            .map_err(store_status)?;
         let events = rows
             .into_iter()
             .map(|(id, action, actor, target, address, request_id, at)| pb::AuditEvent {
@@ -583,7 +832,15 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(normalise_email("  Alice@Example.COM ").unwrap(), "alice@example.com");
-        for bad in ["", "alice", "@example.com", "alice@", "alice@example", "a b@example.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(normalise_email(bad).is_err(), "{bad}");
         }
     }

@@ -269,7 +269,18 @@ pub struct KeyRecord {
     pub grace_until: Option<i64>,
 }
 
-type KeyRecordRow = (String, String, String, String, String, Option<String>, i64, Option<i64>, Option<i64>, Option<i64>);
+type KeyRecordRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 const KEY_COLUMNS: &str = "id, user_id, name, prefix, scopes, limits, created_at, expires_at, revoked_at, grace_until";
 
@@ -303,6 +314,9 @@ pub struct NewKey<'a> {
     /// Expiry.
     pub expires_at: Option<i64>,
 }
+
+/// id, family, owner, expiry, use and revocation times of a refresh token.
+type RefreshRow = (String, String, String, i64, Option<i64>, Option<i64>);
 
 /// What presenting a refresh token found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,7 +355,15 @@ pub struct AuditEntry<'a> {
 }
 
 /// An audit entry as stored.
-pub type AuditRow = (String, String, Option<String>, Option<String>, Option<String>, Option<String>, i64);
+pub type AuditRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -349,7 +371,13 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl AuthStore {
     /// Creates a user; [`StoreError::Conflict`] when the email is taken.
-    pub async fn create_user(&self, email: &str, password_hash: &str, role: Role, now: i64) -> Result<UserRecord, StoreError> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         sqlx::query("INSERT INTO users (id, email, password_hash, role, disabled_at, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
             .bind(&id)
@@ -360,24 +388,34 @@ impl AuthStore {
             .execute(&self.pool)
             .await
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { StoreError::Query(e) })?;
-        Ok(UserRecord { id, email: email.to_owned(), password_hash: Some(password_hash.to_owned()), role, disabled_at: None, created_at: now })
+        Ok(UserRecord {
+            id,
+            email: email.to_owned(),
+            password_hash: Some(password_hash.to_owned()),
+            role,
+            disabled_at: None,
+            created_at: now,
+        })
     }
 
     /// The user with this (normalised) email.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as("SELECT id, email, password_hash, role, disabled_at, created_at FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, email, password_hash, role, disabled_at, created_at FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(user_from).transpose()
     }
 
     /// The user with this id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as("SELECT id, email, password_hash, role, disabled_at, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, email, password_hash, role, disabled_at, created_at FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(user_from).transpose()
     }
 
@@ -394,9 +432,19 @@ impl AuthStore {
     }
 
     /// Changes a user's role and/or disabled state.
-    pub async fn update_user(&self, id: &str, role: Option<Role>, disabled: Option<bool>, now: i64) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn update_user(
+        &self,
+        id: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
         if let Some(role) = role {
-            sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(id).execute(&self.pool).await?;
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         }
         match disabled {
             Some(true) => {
@@ -412,7 +460,10 @@ impl AuthStore {
                     .await?;
             }
             Some(false) => {
-                sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1").bind(id).execute(&self.pool).await?;
+                sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
             }
             None => {}
         }
@@ -420,7 +471,14 @@ impl AuthStore {
     }
 
     /// Stores a new refresh token (by hash) in `family_id`.
-    pub async fn insert_refresh(&self, family_id: &str, user_id: &str, token_hash: &str, now: i64, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn insert_refresh(
+        &self,
+        family_id: &str,
+        user_id: &str,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at, used_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)",
@@ -439,7 +497,7 @@ impl AuthStore {
     /// Uses a refresh token once; a second use revokes its whole family.
     pub async fn use_refresh(&self, token_hash: &str, now: i64) -> Result<RefreshUse, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let row: Option<RefreshRow> = sqlx::query_as(
             "SELECT id, family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
@@ -474,11 +532,14 @@ impl AuthStore {
 
     /// Revokes the family of a refresh token (logout); its owner, if found.
     pub async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some((family_id, user_id)) = row else { return Ok(None) };
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((family_id, user_id)) = row else {
+            return Ok(None);
+        };
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&family_id)
@@ -497,25 +558,33 @@ impl AuthStore {
 
     /// The key with this id.
     pub async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let row: Option<KeyRecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<KeyRecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(key_from))
     }
 
     /// A user's keys, newest first.
     pub async fn list_keys(&self, user_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRecordRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC")))
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<KeyRecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(key_from).collect())
     }
 
     /// Issues a successor of `old` and lets `old` work until `grace_until`.
-    pub async fn rotate_key(&self, old: &KeyRecord, grace_until: i64, now: i64) -> Result<(KeyRecord, String), StoreError> {
+    pub async fn rotate_key(
+        &self,
+        old: &KeyRecord,
+        grace_until: i64,
+        now: i64,
+    ) -> Result<(KeyRecord, String), StoreError> {
         let mut tx = self.pool.begin().await?;
         let created = insert_key(
             &mut tx,
@@ -567,12 +636,13 @@ impl AuthStore {
 
     /// Failed logins since `since` for an account (email) and for an address.
     pub async fn login_failures(&self, email: &str, address: &str, since: i64) -> Result<(i64, i64), StoreError> {
-        let (by_account,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'login.failure' AND target = $1 AND at > $2")
-                .bind(email)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await?;
+        let (by_account,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'login.failure' AND target = $1 AND at > $2",
+        )
+        .bind(email)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
         let by_address = if address.is_empty() {
             0
         } else {
@@ -603,7 +673,11 @@ impl AuthStore {
     }
 }
 
-async fn insert_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, key: &NewKey<'_>, now: i64) -> Result<(KeyRecord, String), StoreError> {
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    key: &NewKey<'_>,
+    now: i64,
+) -> Result<(KeyRecord, String), StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
     let secret = keys::generate();
     let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");

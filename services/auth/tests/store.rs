@@ -58,7 +58,12 @@ async fn bootstrap_creates_one_admin_whose_key_validates() {
             principal_cache_ttl: std::time::Duration::from_secs(7),
             ..oneflow_auth::AuthConfig::default()
         };
-        let grpc = AuthGrpc::new(store.clone(), &config, oneflow_auth::Clock::system(), oneflow_auth::Revocations::new(None));
+        let grpc = AuthGrpc::new(
+            store.clone(),
+            &config,
+            oneflow_auth::Clock::system(),
+            oneflow_auth::Revocations::new(None),
+        );
         let ok = grpc
             .validate_credential(tonic::Request::new(pb::ValidateCredentialRequest {
                 credential: admin.secret.clone(),

@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{inference, models, principal};
+use crate::{account, inference, models, principal};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -27,7 +27,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 5. `nosniff` / `DENY` headers on every response, errors included;
 /// 6. timeout for producing the response head (504);
 /// 7. body limit (413 before the body is read whole, chunked too);
-/// 8. authentication on `/v1/*` (probes and metrics stay open);
+/// 8. authentication on `/v1/*` (probes, metrics and the login routes stay open);
 /// 9. the handler.
 pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> axum::Router {
     let api = axum::Router::new()
@@ -35,12 +35,26 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .route("/v1/embeddings", post(inference::embeddings))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
+        .route("/v1/auth/me", get(account::me))
+        .route("/v1/keys", post(account::create_key).get(account::list_keys))
+        .route("/v1/keys/{id}", delete(account::revoke_key))
+        .route("/v1/keys/{id}/rotate", post(account::rotate_key))
+        .route("/v1/admin/users", get(account::list_users).post(account::create_user))
+        .route("/v1/admin/users/{id}", patch(account::update_user))
+        .route("/v1/admin/audit", get(account::list_audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), principal::authenticate));
+    // Routes that take no bearer credential.
+    let public = axum::Router::new()
+        .route("/v1/auth/register", post(account::register))
+        .route("/v1/auth/login", post(account::login))
+        .route("/v1/auth/refresh", post(account::refresh))
+        .route("/v1/auth/logout", post(account::logout));
     let open = axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
-    api.merge(open)
+    api.merge(public)
+        .merge(open)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

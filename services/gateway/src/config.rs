@@ -24,6 +24,10 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// Most credentials kept in the validation cache.
     pub principal_cache_entries: usize,
+    /// Number of proxies in front of the gateway (ingress, load balancer) whose
+    /// `X-Forwarded-For` entries are trusted for the client address; 0 uses the
+    /// socket peer.
+    pub trusted_proxy_hops: usize,
     /// How long `/v1/models` answers are reused.
     #[serde(with = "humantime_serde")]
     pub models_cache_ttl: Duration,
@@ -48,6 +52,7 @@ impl Default for GatewayConfig {
             body_limit_bytes: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(120),
             principal_cache_entries: 100_000,
+            trusted_proxy_hops: 0,
             models_cache_ttl: Duration::from_secs(10),
             telemetry: TelemetryConfig::default(),
         }

@@ -3,6 +3,7 @@
 //! calling, cached), billing (reserve before, settle after) and router (the
 //! model call).
 
+mod account;
 mod app;
 mod clients;
 mod config;
@@ -44,8 +45,10 @@ impl App {
             principals: PrincipalCache::new(config.principal_cache_entries),
             models: ModelDirectory::new(config.models_cache_ttl),
             settler: settler.clone(),
+            trusted_proxy_hops: config.trusted_proxy_hops,
             clients,
         };
+        tokio::spawn(principal::watch_revocations(state.clone()));
         let router = app::router(state, config.body_limit_bytes, config.request_timeout);
         let listener = oneflow_runtime::bind(config.server.listen).await?;
         Ok(Self {

@@ -15,4 +15,6 @@ pub struct AppState {
     pub models: ModelDirectory,
     /// Background settlement.
     pub settler: Settler,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` entries are trusted.
+    pub trusted_proxy_hops: usize,
 }

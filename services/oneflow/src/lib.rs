@@ -101,6 +101,10 @@ pub async fn start(
     let auth = oneflow_auth::App::build(oneflow_auth::AuthConfig {
         server: internal(grace),
         database: sqlite(&data, "auth.db"),
+        jwt: oneflow_auth::JwtConfig {
+            secret: signing_secret(&data)?,
+            ..oneflow_auth::JwtConfig::default()
+        },
         ..oneflow_auth::AuthConfig::default()
     })
     .await?;
@@ -170,6 +174,23 @@ pub async fn start(
         Ok(())
     };
     Ok((started, run))
+}
+
+/// The JWT signing secret kept in the data directory (created at first start),
+/// so login tokens survive a restart.
+fn signing_secret(data: &Path) -> anyhow::Result<Secret> {
+    let path = data.join("jwt.secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)?;
+    Ok(Secret::new(secret))
 }
 
 /// Writes `secret` to `path` readable by the owner only (0600).

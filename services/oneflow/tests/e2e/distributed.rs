@@ -75,7 +75,10 @@ async fn four_processes_on_postgres_and_redis() {
 
     let mock = oneflow_test_support::spawn("oneflow-mock-provider", &listen, &[]).await;
 
-    let auth_env = [("ONEFLOW__DATABASE__URL", auth_db.as_str())];
+    let auth_env = [
+        ("ONEFLOW__DATABASE__URL", auth_db.as_str()),
+        ("ONEFLOW__JWT__SECRET", "e2e-signing-secret-of-at-least-32-bytes"),
+    ];
     let admin: Value =
         serde_json::from_str(&oneflow_test_support::run("oneflow-auth", &["bootstrap-admin"], &auth_env).await)
             .unwrap();
@@ -101,6 +104,8 @@ async fn four_processes_on_postgres_and_redis() {
     std::fs::write(&router_file, ROUTER_TOML.replace("MOCK_URL", &mock.url())).unwrap();
 
     let auth = oneflow_test_support::spawn("oneflow-auth", &listen, &auth_env).await;
+    // A second auth replica on the same database: revocations must cross replicas.
+    let auth2 = oneflow_test_support::spawn("oneflow-auth", &listen, &auth_env).await;
     let billing = oneflow_test_support::spawn(
         "oneflow-billing",
         &["--config", billing_cfg, "--listen", "127.0.0.1:0"],
@@ -119,6 +124,17 @@ async fn four_processes_on_postgres_and_redis() {
         &listen,
         &[
             ("ONEFLOW__AUTH__URL", a.as_str()),
+            ("ONEFLOW__BILLING__URL", b.as_str()),
+            ("ONEFLOW__ROUTER__URL", r.as_str()),
+        ],
+    )
+    .await;
+    let a2 = auth2.url();
+    let gateway2 = oneflow_test_support::spawn(
+        "oneflow-gateway",
+        &listen,
+        &[
+            ("ONEFLOW__AUTH__URL", a2.as_str()),
             ("ONEFLOW__BILLING__URL", b.as_str()),
             ("ONEFLOW__ROUTER__URL", r.as_str()),
         ],
@@ -187,7 +203,196 @@ async fn four_processes_on_postgres_and_redis() {
         stats["last_traceparent"].as_str().is_some_and(|t| t.starts_with("00-")),
         "{stats}"
     );
-    for svc in [&gateway, &auth, &billing, &router] {
-        assert!(!svc.logs().contains(&key), "a service logged the API key");
+
+    // --- Accounts, keys and revocation across replicas ---
+    let http = reqwest::Client::new();
+    let password = "a long enough passphrase";
+    let resp = http
+        .post(format!("{}/v1/auth/register", gateway.url()))
+        .json(&json!({ "email": "user@example.com", "password": "too short" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp, 400).await["param"], "password");
+    let resp = http
+        .post(format!("{}/v1/auth/register", gateway.url()))
+        .json(&json!({ "email": "User@Example.com", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = http
+        .post(format!("{}/v1/auth/register", gateway.url()))
+        .json(&json!({ "email": "user@example.com", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 409).await;
+    let tokens: Value = http
+        .post(format!("{}/v1/auth/login", gateway.url()))
+        .json(&json!({ "email": "user@example.com", "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let me: Value = http
+        .get(format!("{}/v1/auth/me", gateway2.url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "user@example.com");
+    assert_eq!(me["role"], "user");
+
+    // A non-admin gets 403 on admin routes; an unsigned token gets 401.
+    let resp = http
+        .get(format!("{}/v1/admin/users", gateway.url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 403).await;
+    let forged = format!(
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+        access.split('.').nth(1).unwrap()
+    );
+    error_of(
+        http.get(format!("{}/v1/auth/me", gateway.url()))
+            .bearer_auth(&forged)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+
+    // Refresh rotates; the spent token is refused.
+    let resp = http
+        .post(format!("{}/v1/auth/refresh", gateway.url()))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = http
+        .post(format!("{}/v1/auth/refresh", gateway.url()))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 401).await;
+
+    // A key made through gateway 1 works on gateway 2 (and is cached there) ...
+    let made: Value = http
+        .post(format!("{}/v1/keys", gateway.url()))
+        .bearer_auth(&access)
+        .json(&json!({ "name": "laptop" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_key = made["key"].as_str().unwrap().to_owned();
+    let key_id = made["id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if gateway2.logs().contains("revocation stream connected") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gateway2.logs().contains("revocation stream connected"));
+    for _ in 0..2 {
+        assert_eq!(
+            http.get(format!("{}/v1/models", gateway2.url()))
+                .bearer_auth(&user_key)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // ... an inference-only key cannot mint keys ...
+    let resp = http
+        .post(format!("{}/v1/keys", gateway2.url()))
+        .bearer_auth(&user_key)
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 403).await;
+    // ... and once revoked through gateway 1 (auth replica 1), gateway 2
+    // (auth replica 2) refuses it within a second.
+    let resp = http
+        .delete(format!("{}/v1/keys/{key_id}", gateway.url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let revoked_at = std::time::Instant::now();
+    let mut refused = false;
+    while revoked_at.elapsed() < std::time::Duration::from_secs(1) {
+        let status = http
+            .get(format!("{}/v1/models", gateway2.url()))
+            .bearer_auth(&user_key)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(refused, "gateway 2 still accepted the revoked key after 1 s");
+
+    // The admin (bootstrap key) sees the audit trail.
+    let audit: Value = http
+        .get(format!("{}/v1/admin/audit", gateway.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "user.register",
+        "login.success",
+        "refresh.reuse",
+        "key.create",
+        "key.revoke",
+    ] {
+        assert!(actions.contains(&expected), "{expected} missing: {actions:?}");
+    }
+
+    // No secret reached any log.
+    for svc in [&gateway, &gateway2, &auth, &auth2, &billing, &router] {
+        let logs = svc.logs();
+        for secret in [
+            key.as_str(),
+            user_key.as_str(),
+            password,
+            access.as_str(),
+            refresh.as_str(),
+        ] {
+            assert!(!logs.contains(secret), "a service logged a secret");
+        }
     }
 }
