@@ -20,15 +20,17 @@ command -v oha >/dev/null 2>&1 || cargo install oha --locked
 command -v jq >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq jq; }
 cargo build --release -p oneflow -p oneflow-mock-provider
 
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# exec: a backgrounded `pin` keeps the service's own PID (for the RSS reading).
+pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 DATA=$(mktemp -d)
 GW_PORT=$(free_port); MOCK_PORT=$(free_port)
-pin 1 target/release/oneflow-mock-provider --listen "127.0.0.1:$MOCK_PORT" 2>/dev/null &
+(pin 1 target/release/oneflow-mock-provider --listen "127.0.0.1:$MOCK_PORT" 2>/dev/null) &
 MOCK_PID=$!
-ONEFLOW__TELEMETRY__LOG_LEVEL=warn pin 0 target/release/oneflow --listen "127.0.0.1:$GW_PORT" \
-  --set "data_dir=$DATA" --set admin_credits=100000000 >/dev/null 2>&1 &
+(ONEFLOW__TELEMETRY__LOG_LEVEL=warn pin 0 target/release/oneflow --listen "127.0.0.1:$GW_PORT" \
+  --set "data_dir=$DATA" --set admin_credits=100000000 \
+  --set limits.key_requests_per_minute=1000000000 --set limits.key_requests_per_hour=1000000000 >/dev/null 2>&1) &
 OF_PID=$!
 trap 'kill $OF_PID $MOCK_PID 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do [ -s "$DATA/admin.key" ] && curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -36,27 +38,27 @@ KEY=$(cat "$DATA/admin.key")
 BODY='{"model":"mock-gpt","max_tokens":64,"messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
 SBODY='{"model":"mock-gpt","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
 
-load() { # url body extra-args... -> oha JSON
-  local url=$1 body=$2; shift 2
-  pin 1 oha --no-tui --output-format json -z "$DURATION" -c "$CONCURRENCY" -m POST \
-    -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" -d "$body" "$@" "$url"
+load() { # duration url body -> oha JSON
+  local duration=$1 url=$2 body=$3; shift 3
+  (pin 1 oha --no-tui --output-format json -z "$duration" -c "$CONCURRENCY" -m POST \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" -d "$body" "$@" "$url")
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # Warm up both paths.
-load "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$BODY" -z 2s >/dev/null
-load "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$BODY" -z 2s >/dev/null
+load 2s "http://127.0.0.1:$GW_PORT/v1/chat/completions" "$BODY" >/dev/null
+load 2s "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$BODY" >/dev/null
 
 declare -A series
 for i in $(seq 1 "$RUNS"); do
   for target in oneflow direct; do
     port=$GW_PORT; [ $target = direct ] && port=$MOCK_PORT
-    json=$(load "http://127.0.0.1:$port/v1/chat/completions" "$BODY")
+    json=$(load "$DURATION" "http://127.0.0.1:$port/v1/chat/completions" "$BODY")
     series[$target.rps]+="$(jq '.summary.requestsPerSec' <<<"$json") "
     series[$target.p50]+="$(jq '.latencyPercentiles.p50 * 1000' <<<"$json") "
     series[$target.p99]+="$(jq '.latencyPercentiles.p99 * 1000' <<<"$json") "
     series[$target.ok]+="$(jq '.summary.successRate' <<<"$json") "
-    sjson=$(load "http://127.0.0.1:$port/v1/chat/completions" "$SBODY" -z 3s)
+    sjson=$(load 3s "http://127.0.0.1:$port/v1/chat/completions" "$SBODY")
     series[$target.ttfb]+="$(jq '.latencyPercentiles.p50 * 1000' <<<"$sjson") "
   done
   series[rss]+="$(awk '/VmRSS/ {print $2/1024}' /proc/$OF_PID/status) "

@@ -34,6 +34,7 @@ pub struct App {
     router: axum::Router,
     config: AuthConfig,
     store: AuthStore,
+    grpc: AuthGrpc,
 }
 
 impl App {
@@ -57,6 +58,7 @@ impl App {
             Revocations::new(None)
         };
         let grpc = AuthGrpc::new(store.clone(), &config, clock, revocations);
+        let drain_handle = grpc.clone();
         let ready_store = store.clone();
         let ready: oneflow_runtime::Readiness = Arc::new(move || {
             let store = ready_store.clone();
@@ -70,6 +72,7 @@ impl App {
             router,
             config,
             store,
+            grpc: drain_handle,
         })
     }
 
@@ -85,6 +88,12 @@ impl App {
 
     /// Serves until `shutdown`, then drains within the configured bound.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let grpc = self.grpc.clone();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            grpc.drain();
+        });
         oneflow_runtime::serve(self.listener, self.router, shutdown, self.config.server.shutdown_grace).await
     }
 }

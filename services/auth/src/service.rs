@@ -32,6 +32,9 @@ const MAX_NAME_LEN: usize = 100;
 const MAX_PAGE: u32 = 500;
 
 struct Inner {
+    /// Cancelled when the server starts draining, so revocation streams end
+    /// and do not hold the drain open.
+    draining: tokio_util::sync::CancellationToken,
     store: AuthStore,
     tokens: Tokens,
     passwords: Passwords,
@@ -166,6 +169,7 @@ impl AuthGrpc {
     pub fn new(store: AuthStore, config: &AuthConfig, clock: Clock, revocations: Revocations) -> Self {
         Self {
             inner: Arc::new(Inner {
+                draining: tokio_util::sync::CancellationToken::new(),
                 store,
                 tokens: Tokens::new(&config.jwt),
                 passwords: Passwords::new(config.bcrypt_cost),
@@ -174,6 +178,11 @@ impl AuthGrpc {
                 config: config.clone(),
             }),
         }
+    }
+
+    /// Ends every open revocation stream (called when shutdown begins).
+    pub fn drain(&self) {
+        self.inner.draining.cancel();
     }
 
     fn now(&self) -> i64 {

@@ -5,6 +5,7 @@ use oneflow_runtime::{DatabaseConfig, RedisConfig, Secret, ServerConfig};
 use oneflow_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::LimitsConfig;
 use crate::pricing::PricingConfig;
 
 /// Configuration of `oneflow-billing` (see `docs/configuration.md`).
@@ -24,6 +25,8 @@ pub struct BillingConfig {
     pub reservation_ttl: Duration,
     /// Prices and the credit normalisation rate.
     pub pricing: PricingConfig,
+    /// Default rate limits and quotas.
+    pub limits: LimitsConfig,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
 }
@@ -40,6 +43,7 @@ impl Default for BillingConfig {
             auto_migrate: true,
             reservation_ttl: Duration::from_secs(3600),
             pricing: PricingConfig::default(),
+            limits: LimitsConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -4,17 +4,49 @@
 //! Redis Cluster) when configured, process memory otherwise. The database
 //! remains the source of truth; this is loaded from it on first use.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::Pool;
 use deadpool_redis::redis::Script;
 
+use crate::limits::{Counter, LimitKind, LimitPlan, SettlePlan};
+
+/// The state of the first request window after an authorisation, for the
+/// `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowStatus {
+    /// The window's limit.
+    pub limit: i64,
+    /// Requests left in it.
+    pub remaining: i64,
+    /// Milliseconds until it resets.
+    pub reset_millis: i64,
+}
+
 /// What a reservation attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserve {
     /// Reserved; credits left available.
-    Reserved { available_after: i64 },
+    Reserved {
+        /// Credits (hundredths) still available.
+        available_after: i64,
+        /// The first request window, if any.
+        window: Option<WindowStatus>,
+    },
+    /// A limit is reached.
+    Limited {
+        /// Rate (minute/hour) or quota (day/month).
+        kind: LimitKind,
+        /// `requests`, `tokens` or `credits`.
+        unit: &'static str,
+        /// The window's name (minute, hour, day, month).
+        window: &'static str,
+        /// The limit.
+        limit: i64,
+        /// Milliseconds until the window resets.
+        retry_after_millis: i64,
+    },
     /// Not enough available credits.
     Insufficient { available: i64 },
     /// This request id already holds a reservation.
@@ -28,31 +60,74 @@ pub enum Reserve {
 #[error("counter store unavailable: {0}")]
 pub struct CounterError(String);
 
+// KEYS: avail, reservation, then the plan's request, token and credit counters.
+// ARGV: amount, reservation ttl, balance ('' = not loaded), #requests, #tokens,
+// #credits, then (limit, ttl) per counter in the same order.
+// Returns {code, a, b, c}: 0 reserved (a = available after, b/c = first window
+// remaining/limit), 1 insufficient (a = available), 2 duplicate, 3 not loaded,
+// 4 limited (a = counter index, 1-based over all counters).
 const RESERVE_LUA: &str = r"
+local amount = tonumber(ARGV[1])
+local nreq, ntok, ncred = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local total = nreq + ntok + ncred
+for i = 1, total do
+  local key = KEYS[2 + i]
+  local limit = tonumber(ARGV[5 + 2 * i])
+  local cur = tonumber(redis.call('GET', key) or '0')
+  local over
+  if i <= nreq + ntok then over = cur >= limit else over = cur + amount > limit end
+  if over then return {4, i, 0, 0} end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2, 0, 0, 0} end
 local avail = redis.call('GET', KEYS[1])
 if not avail then
-  if ARGV[3] == '' then return {3, 0} end
+  if ARGV[3] == '' then return {3, 0, 0, 0} end
   redis.call('SET', KEYS[1], ARGV[3])
   avail = ARGV[3]
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {2, 0} end
 avail = tonumber(avail)
-local amount = tonumber(ARGV[1])
-if avail < amount then return {1, avail} end
+if avail < amount then return {1, avail, 0, 0} end
 redis.call('DECRBY', KEYS[1], amount)
 redis.call('SET', KEYS[2], amount, 'PX', ARGV[2])
-return {0, avail - amount}
+local first = -1
+for i = 1, total do
+  if i <= nreq or i > nreq + ntok then
+    local key = KEYS[2 + i]
+    local by = 1
+    if i > nreq then by = amount end
+    local v = redis.call('INCRBY', key, by)
+    if v == by then redis.call('PEXPIRE', key, ARGV[6 + 2 * i]) end
+    if i == 1 then first = v end
+  end
+end
+return {0, avail - amount, first, 0}
 ";
 
+// KEYS: avail, reservation, then token counters, then credit counters.
+// ARGV: charge, tokens, #token counters, then ttl per token counter.
 const RELEASE_LUA: &str = r"
 local reserved = redis.call('GET', KEYS[2])
 if not reserved then return 0 end
 redis.call('DEL', KEYS[2])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('INCRBY', KEYS[1], tonumber(reserved) - tonumber(ARGV[1]))
+local charge = tonumber(ARGV[1])
+local delta = tonumber(reserved) - charge
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], delta) end
+local ntok = tonumber(ARGV[3])
+local tokens = tonumber(ARGV[2])
+for i = 1, ntok do
+  local key = KEYS[2 + i]
+  local v = redis.call('INCRBY', key, tokens)
+  if v == tokens then redis.call('PEXPIRE', key, ARGV[3 + i]) end
+end
+for i = 3 + ntok, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('DECRBY', KEYS[i], delta) end
 end
 return 1
 ";
+
+/// Scripts are hashed once; Redis runs them by SHA after the first load.
+static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_LUA));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 
 const CREDIT_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
@@ -64,6 +139,58 @@ return 1
 pub struct Memory {
     available: HashMap<String, i64>,
     reservations: HashMap<String, (String, i64, tokio::time::Instant)>,
+    counters: HashMap<String, (i64, tokio::time::Instant)>,
+}
+
+/// Redis failed: this call runs on per-process counters instead (limits then
+/// hold per billing replica, not across them), loudly.
+fn degraded(e: &CounterError) {
+    tracing::warn!(error = %e, "Redis unavailable; using per-process counters");
+    metrics::counter!("oneflow_billing_redis_fallback_total").increment(1);
+}
+
+/// Every counter of a plan in script order: requests, tokens, credits.
+fn all(plan: &LimitPlan) -> impl Iterator<Item = &Counter> {
+    plan.requests.iter().chain(&plan.tokens).chain(&plan.credits)
+}
+
+/// The `index`-th (1-based) counter of `plan` as a refusal.
+fn limited(plan: &LimitPlan, index: usize) -> Reserve {
+    let nreq = plan.requests.len();
+    let ntok = plan.tokens.len();
+    let unit = if index <= nreq {
+        "requests"
+    } else if index <= nreq + ntok {
+        "tokens"
+    } else {
+        "credits"
+    };
+    match all(plan).nth(index.saturating_sub(1)) {
+        Some(c) => Reserve::Limited {
+            kind: c.kind,
+            unit,
+            window: c.name,
+            limit: c.limit,
+            retry_after_millis: c.ttl_millis,
+        },
+        None => Reserve::Limited {
+            kind: LimitKind::Rate,
+            unit,
+            window: "minute",
+            limit: 0,
+            retry_after_millis: 1000,
+        },
+    }
+}
+
+/// The first request window after counting this request (`count` = its new value).
+fn first_window(plan: &LimitPlan, count: i64) -> Option<WindowStatus> {
+    let c = plan.requests.first()?;
+    Some(WindowStatus {
+        limit: c.limit,
+        remaining: (c.limit - count).max(0),
+        reset_millis: c.ttl_millis,
+    })
 }
 
 /// Available-credit counters.
@@ -75,6 +202,8 @@ pub enum Counters {
         pool: Pool,
         /// Key prefix.
         prefix: Arc<str>,
+        /// Per-process counters used while Redis is unreachable.
+        fallback: Arc<Mutex<Memory>>,
     },
     /// This process only (one-process mode, tests).
     Memory(Arc<Mutex<Memory>>),
@@ -90,6 +219,16 @@ impl std::fmt::Debug for Counters {
 }
 
 impl Counters {
+    /// Redis counters under `prefix`, falling back to process memory while
+    /// Redis is unreachable.
+    pub fn redis(pool: Pool, prefix: &str) -> Self {
+        Counters::Redis {
+            pool,
+            prefix: Arc::from(prefix),
+            fallback: Arc::default(),
+        }
+    }
+
     /// In-process counters.
     pub fn memory() -> Self {
         Counters::Memory(Arc::new(Mutex::new(Memory::default())))
@@ -102,9 +241,10 @@ impl Counters {
         )
     }
 
-    /// Atomically checks that `amount` is available and reserves it under
-    /// `request_id`. `balance` seeds the counter when it is not loaded yet;
-    /// without it an unloaded account answers [`Reserve::NotLoaded`].
+    /// Atomically checks every limit of `plan` and that `amount` is available,
+    /// then counts the request and reserves `amount` under `request_id`.
+    /// `balance` seeds the account when it is not loaded yet; without it an
+    /// unloaded account answers [`Reserve::NotLoaded`].
     pub async fn reserve(
         &self,
         user: &str,
@@ -112,105 +252,248 @@ impl Counters {
         amount: i64,
         ttl: Duration,
         balance: Option<i64>,
+        plan: &LimitPlan,
     ) -> Result<Reserve, CounterError> {
         match self {
-            Counters::Redis { pool, prefix } => {
-                let (avail, res) = Self::keys(prefix, user, request_id);
-                let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
-                let (code, value): (i64, i64) = Script::new(RESERVE_LUA)
-                    .key(avail)
-                    .key(res)
-                    .arg(amount)
-                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
-                    .arg(balance.map_or_else(String::new, |b| b.to_string()))
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| CounterError(e.to_string()))?;
-                Ok(match code {
-                    0 => Reserve::Reserved { available_after: value },
-                    1 => Reserve::Insufficient { available: value },
-                    2 => Reserve::Duplicate,
-                    _ => Reserve::NotLoaded,
-                })
-            }
-            Counters::Memory(mem) => {
-                let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
-                let now = tokio::time::Instant::now();
-                m.reservations.retain(|_, (_, _, until)| *until > now);
-                if m.reservations.contains_key(request_id) {
-                    return Ok(Reserve::Duplicate);
+            Counters::Redis { pool, prefix, fallback } => {
+                match Self::reserve_redis(pool, prefix, user, request_id, amount, ttl, balance, plan).await {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        degraded(&e);
+                        Self::reserve_memory(fallback, user, request_id, amount, ttl, balance, plan)
+                    }
                 }
-                let avail = match (m.available.get(user), balance) {
-                    (Some(a), _) => *a,
-                    (None, Some(b)) => b,
-                    (None, None) => return Ok(Reserve::NotLoaded),
-                };
-                if avail < amount {
-                    return Ok(Reserve::Insufficient { available: avail });
-                }
-                m.available.insert(user.to_owned(), avail - amount);
-                m.reservations
-                    .insert(request_id.to_owned(), (user.to_owned(), amount, now + ttl));
-                Ok(Reserve::Reserved {
-                    available_after: avail - amount,
-                })
             }
+            Counters::Memory(mem) => Self::reserve_memory(mem, user, request_id, amount, ttl, balance, plan),
         }
     }
 
-    /// Ends `request_id`'s reservation after `charge` was written to the
-    /// ledger: the unused part becomes available again. Idempotent: returns
-    /// false, changing nothing, when no reservation is open (already released,
-    /// or expired, in which case its whole amount stays held).
-    pub async fn release(&self, user: &str, request_id: &str, charge: i64) -> Result<bool, CounterError> {
-        match self {
-            Counters::Redis { pool, prefix } => {
-                let (avail, res) = Self::keys(prefix, user, request_id);
-                let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
-                let found: i64 = Script::new(RELEASE_LUA)
-                    .key(avail)
-                    .key(res)
-                    .arg(charge)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| CounterError(e.to_string()))?;
-                Ok(found == 1)
-            }
-            Counters::Memory(mem) => {
-                let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
-                let Some((_, reserved, _)) = m.reservations.remove(request_id) else {
-                    return Ok(false);
-                };
-                if let Some(avail) = m.available.get_mut(user) {
-                    *avail += reserved - charge;
-                }
-                Ok(true)
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the arguments of `reserve` plus the connection"
+    )]
+    async fn reserve_redis(
+        pool: &Pool,
+        prefix: &str,
+        user: &str,
+        request_id: &str,
+        amount: i64,
+        ttl: Duration,
+        balance: Option<i64>,
+        plan: &LimitPlan,
+    ) -> Result<Reserve, CounterError> {
+        let (avail, res) = Self::keys(prefix, user, request_id);
+        let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
+        let mut script = RESERVE_SCRIPT.prepare_invoke();
+        script.key(avail).key(res);
+        for c in all(plan) {
+            script.key(format!("{prefix}:{}", c.key));
+        }
+        script
+            .arg(amount)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg(balance.map_or_else(String::new, |b| b.to_string()))
+            .arg(plan.requests.len())
+            .arg(plan.tokens.len())
+            .arg(plan.credits.len());
+        for c in all(plan) {
+            script.arg(c.limit).arg(c.ttl_millis.max(1));
+        }
+        let (code, a, b, _): (i64, i64, i64, i64) = script
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| CounterError(e.to_string()))?;
+        Ok(match code {
+            0 => Reserve::Reserved {
+                available_after: a,
+                window: first_window(plan, b),
+            },
+            1 => Reserve::Insufficient { available: a },
+            2 => Reserve::Duplicate,
+            3 => Reserve::NotLoaded,
+            _ => limited(plan, usize::try_from(a).unwrap_or(0)),
+        })
+    }
+
+    fn reserve_memory(
+        mem: &Mutex<Memory>,
+        user: &str,
+        request_id: &str,
+        amount: i64,
+        ttl: Duration,
+        balance: Option<i64>,
+        plan: &LimitPlan,
+    ) -> Result<Reserve, CounterError> {
+        let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
+        let now = tokio::time::Instant::now();
+        m.reservations.retain(|_, (_, _, until)| *until > now);
+        m.counters.retain(|_, (_, until)| *until > now);
+        let nreq = plan.requests.len();
+        let ntok = plan.tokens.len();
+        for (i, c) in all(plan).enumerate() {
+            let cur = m.counters.get(&c.key).map_or(0, |(v, _)| *v);
+            let over = if i < nreq + ntok {
+                cur >= c.limit
+            } else {
+                cur.saturating_add(amount) > c.limit
+            };
+            if over {
+                return Ok(limited(plan, i + 1));
             }
         }
+        if m.reservations.contains_key(request_id) {
+            return Ok(Reserve::Duplicate);
+        }
+        let avail = match (m.available.get(user), balance) {
+            (Some(a), _) => *a,
+            (None, Some(b)) => b,
+            (None, None) => return Ok(Reserve::NotLoaded),
+        };
+        if avail < amount {
+            m.available.insert(user.to_owned(), avail);
+            return Ok(Reserve::Insufficient { available: avail });
+        }
+        m.available.insert(user.to_owned(), avail - amount);
+        m.reservations
+            .insert(request_id.to_owned(), (user.to_owned(), amount, now + ttl));
+        let mut first = -1;
+        for (i, c) in all(plan).enumerate() {
+            if i >= nreq && i < nreq + ntok {
+                continue;
+            }
+            let by = if i < nreq { 1 } else { amount };
+            let until = now + Duration::from_millis(u64::try_from(c.ttl_millis.max(1)).unwrap_or(1));
+            let entry = m.counters.entry(c.key.clone()).or_insert((0, until));
+            entry.0 = entry.0.saturating_add(by);
+            if i == 0 {
+                first = entry.0;
+            }
+        }
+        Ok(Reserve::Reserved {
+            available_after: avail - amount,
+            window: first_window(plan, first),
+        })
+    }
+
+    /// Ends `request_id`'s reservation after `charge` was written to the
+    /// ledger: the unused part becomes available again, `tokens` are counted
+    /// in every token window and the month credit counters are corrected to
+    /// the real charge. Idempotent: returns false, changing nothing, when no
+    /// reservation is open (already released, or expired).
+    pub async fn release(
+        &self,
+        user: &str,
+        request_id: &str,
+        charge: i64,
+        tokens: i64,
+        plan: &SettlePlan,
+    ) -> Result<bool, CounterError> {
+        match self {
+            Counters::Redis { pool, prefix, fallback } => {
+                match Self::release_redis(pool, prefix, user, request_id, charge, tokens, plan).await {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        degraded(&e);
+                        Self::release_memory(fallback, user, request_id, charge, tokens, plan)
+                    }
+                }
+            }
+            Counters::Memory(mem) => Self::release_memory(mem, user, request_id, charge, tokens, plan),
+        }
+    }
+
+    async fn release_redis(
+        pool: &Pool,
+        prefix: &str,
+        user: &str,
+        request_id: &str,
+        charge: i64,
+        tokens: i64,
+        plan: &SettlePlan,
+    ) -> Result<bool, CounterError> {
+        let (avail, res) = Self::keys(prefix, user, request_id);
+        let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
+        let mut script = RELEASE_SCRIPT.prepare_invoke();
+        script.key(avail).key(res);
+        for (k, _) in &plan.tokens {
+            script.key(format!("{prefix}:{k}"));
+        }
+        for k in &plan.credits {
+            script.key(format!("{prefix}:{k}"));
+        }
+        script.arg(charge).arg(tokens).arg(plan.tokens.len());
+        for (_, ttl) in &plan.tokens {
+            script.arg((*ttl).max(1));
+        }
+        let found: i64 = script
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| CounterError(e.to_string()))?;
+        Ok(found == 1)
+    }
+
+    fn release_memory(
+        mem: &Mutex<Memory>,
+        user: &str,
+        request_id: &str,
+        charge: i64,
+        tokens: i64,
+        plan: &SettlePlan,
+    ) -> Result<bool, CounterError> {
+        let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
+        let Some((_, reserved, _)) = m.reservations.remove(request_id) else {
+            return Ok(false);
+        };
+        let delta = reserved - charge;
+        if let Some(avail) = m.available.get_mut(user) {
+            *avail += delta;
+        }
+        let now = tokio::time::Instant::now();
+        for (k, ttl) in &plan.tokens {
+            let until = now + Duration::from_millis(u64::try_from((*ttl).max(1)).unwrap_or(1));
+            let entry = m.counters.entry(k.clone()).or_insert((0, until));
+            entry.0 = entry.0.saturating_add(tokens);
+        }
+        for k in &plan.credits {
+            if let Some(entry) = m.counters.get_mut(k) {
+                entry.0 -= delta;
+            }
+        }
+        Ok(true)
     }
 
     /// Adds `delta` to the available credits of a loaded account (grants).
     pub async fn credit(&self, user: &str, delta: i64) -> Result<(), CounterError> {
         match self {
-            Counters::Redis { pool, prefix } => {
-                let (avail, _) = Self::keys(prefix, user, "");
-                let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
-                let _: i64 = Script::new(CREDIT_LUA)
-                    .key(avail)
-                    .arg(delta)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| CounterError(e.to_string()))?;
-                Ok(())
-            }
-            Counters::Memory(mem) => {
-                let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
-                if let Some(avail) = m.available.get_mut(user) {
-                    *avail += delta;
+            Counters::Redis { pool, prefix, fallback } => match Self::credit_redis(pool, prefix, user, delta).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    degraded(&e);
+                    Self::credit_memory(fallback, user, delta)
                 }
-                Ok(())
-            }
+            },
+            Counters::Memory(mem) => Self::credit_memory(mem, user, delta),
         }
+    }
+
+    async fn credit_redis(pool: &Pool, prefix: &str, user: &str, delta: i64) -> Result<(), CounterError> {
+        let (avail, _) = Self::keys(prefix, user, "");
+        let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
+        let _: i64 = Script::new(CREDIT_LUA)
+            .key(avail)
+            .arg(delta)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| CounterError(e.to_string()))?;
+        Ok(())
+    }
+
+    fn credit_memory(mem: &Mutex<Memory>, user: &str, delta: i64) -> Result<(), CounterError> {
+        let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
+        if let Some(avail) = m.available.get_mut(user) {
+            *avail += delta;
+        }
+        Ok(())
     }
 
     /// Readiness of the backend.

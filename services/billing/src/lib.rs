@@ -5,6 +5,7 @@
 
 mod config;
 mod counters;
+mod limits;
 mod pricing;
 mod service;
 mod store;
@@ -17,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::BillingConfig;
-pub use counters::{CounterError, Counters, Reserve};
+pub use counters::{CounterError, Counters, Reserve, WindowStatus};
+pub use limits::{LimitKind, LimitPlan, LimitsConfig, SettlePlan, plan, settle_plan};
 pub use pricing::{ModelPrice, PriceBook, PriceError, PricingConfig, charge_cents, format_cents, parse_credits};
 pub use service::BillingGrpc;
 pub use store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord, Written};
@@ -33,10 +35,7 @@ pub struct App {
 /// Opens the counters the config names: Redis when a URL is set, memory otherwise.
 pub fn counters(config: &BillingConfig) -> anyhow::Result<Counters> {
     Ok(match oneflow_runtime::redis_pool(&config.redis)? {
-        Some(pool) => Counters::Redis {
-            pool,
-            prefix: Arc::from(config.redis.key_prefix.as_str()),
-        },
+        Some(pool) => Counters::redis(pool, &config.redis.key_prefix),
         None => Counters::memory(),
     })
 }
@@ -52,6 +51,7 @@ pub async fn grpc(config: &BillingConfig) -> anyhow::Result<BillingGrpc> {
         counters(config)?,
         PriceBook::new(&config.pricing),
         config.reservation_ttl,
+        config.limits.clone(),
     ))
 }
 

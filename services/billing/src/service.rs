@@ -1,15 +1,17 @@
 //! The `BillingService` gRPC server: validated commands in, precise statuses
 //! out (with `ErrorInfo` codes the gateway maps to OpenAI errors).
+use std::sync::Arc;
 use std::time::Duration;
 
 use oneflow_proto::billing::v1 as pb;
 use oneflow_proto::billing::v1::billing_service_server::BillingService;
-use oneflow_proto::common::v1::{ErrorInfo, Operation, Usage};
+use oneflow_proto::common::v1::{ErrorInfo, KeyLimits, Operation, Usage};
 use tonic::{Code, Request, Response, Status};
 
 use crate::counters::{Counters, Reserve};
+use crate::limits::{self, LimitKind, LimitsConfig};
 use crate::pricing::{PriceBook, PriceError, format_cents, parse_credits};
-use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord};
+use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord, now_millis};
 
 /// gRPC implementation of the billing service.
 #[derive(Clone, Debug)]
@@ -18,6 +20,8 @@ pub struct BillingGrpc {
     counters: Counters,
     prices: PriceBook,
     reservation_ttl: Duration,
+    limits: Arc<LimitsConfig>,
+    user_credit_cap: Option<i64>,
 }
 
 fn store_status(e: StoreError) -> Status {
@@ -71,8 +75,10 @@ fn operation_name(op: i32) -> &'static str {
 struct AuthorizeCommand {
     request_id: String,
     user_id: String,
+    key_id: String,
     model: String,
     worst_case: Usage,
+    key_limits: Option<KeyLimits>,
 }
 
 impl TryFrom<pb::AuthorizeRequest> for AuthorizeCommand {
@@ -81,23 +87,41 @@ impl TryFrom<pb::AuthorizeRequest> for AuthorizeCommand {
         required(&r.request_id, "request_id")?;
         required(&r.user_id, "user_id")?;
         required(&r.model, "model")?;
+        if let Some(raw) = r.key_limits.as_ref().and_then(|l| l.credits_per_month.as_deref())
+            && parse_credits(raw).is_none()
+        {
+            return Err(Status::invalid_argument(
+                "key_limits.credits_per_month is not a decimal with at most 2 places",
+            ));
+        }
         Ok(Self {
             request_id: r.request_id,
             user_id: r.user_id,
+            key_id: r.key_id,
             model: r.model,
             worst_case: r.worst_case.unwrap_or_default(),
+            key_limits: r.key_limits,
         })
     }
 }
 
 impl BillingGrpc {
-    /// A server over its store, counters and prices.
-    pub fn new(store: BillingStore, counters: Counters, prices: PriceBook, reservation_ttl: Duration) -> Self {
+    /// A server over its store, counters, prices and limits.
+    pub fn new(
+        store: BillingStore,
+        counters: Counters,
+        prices: PriceBook,
+        reservation_ttl: Duration,
+        limits: LimitsConfig,
+    ) -> Self {
+        let user_credit_cap = limits.user_credits_per_month.as_deref().and_then(parse_credits);
         Self {
             store,
             counters,
             prices,
             reservation_ttl,
+            limits: Arc::new(limits),
+            user_credit_cap,
         }
     }
 
@@ -145,11 +169,25 @@ impl BillingService for BillingGrpc {
             .prices
             .charge_cents(&cmd.model, &cmd.worst_case)
             .map_err(price_status)?;
+        let key_credit_cap = cmd
+            .key_limits
+            .as_ref()
+            .and_then(|l| l.credits_per_month.as_deref())
+            .and_then(parse_credits);
+        let plan = limits::plan(
+            &self.limits,
+            &cmd.user_id,
+            &cmd.key_id,
+            cmd.key_limits.as_ref(),
+            now_millis(),
+            self.user_credit_cap,
+            key_credit_cap,
+        );
         // The first request of an account loads its balance from the ledger;
         // every later one stays off the database.
         let mut outcome = self
             .counters
-            .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, None)
+            .reserve(&cmd.user_id, &cmd.request_id, amount, self.reservation_ttl, None, &plan)
             .await
             .map_err(|e| counter_status(&e))?;
         if outcome == Reserve::NotLoaded {
@@ -162,19 +200,52 @@ impl BillingService for BillingGrpc {
                     amount,
                     self.reservation_ttl,
                     Some(balance),
+                    &plan,
                 )
                 .await
                 .map_err(|e| counter_status(&e))?;
         }
         match outcome {
-            Reserve::Reserved { .. } => {
+            Reserve::Reserved { window, .. } => {
                 metrics::counter!("oneflow_billing_authorizations_total", "result" => "ok").increment(1);
+                let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
                 Ok(Response::new(pb::AuthorizeResponse {
                     reservation_id: cmd.request_id,
                     reserved_credits: format_cents(amount),
-                    requests: None,
+                    requests: window.map(|w| pb::RateLimitStatus {
+                        limit: as_u64(w.limit),
+                        remaining: as_u64(w.remaining),
+                        reset_millis: as_u64(w.reset_millis),
+                    }),
                     tokens: None,
                 }))
+            }
+            Reserve::Limited {
+                kind,
+                unit,
+                window,
+                limit,
+                retry_after_millis,
+            } => {
+                let (code, what) = match kind {
+                    LimitKind::Rate => ("rate_limit_exceeded", "Rate limit"),
+                    LimitKind::Quota => ("quota_exceeded", "Quota"),
+                };
+                metrics::counter!("oneflow_billing_authorizations_total", "result" => code).increment(1);
+                let shown = if unit == "credits" {
+                    format_cents(limit)
+                } else {
+                    limit.to_string()
+                };
+                Err(oneflow_proto::status_with_info(
+                    Code::ResourceExhausted,
+                    format!("{what} reached: {shown} {unit} per {window}. Retry after the window resets."),
+                    ErrorInfo {
+                        code: code.into(),
+                        retry_after_millis: u64::try_from(retry_after_millis).unwrap_or(0),
+                        ..ErrorInfo::default()
+                    },
+                ))
             }
             Reserve::Insufficient { available } => {
                 metrics::counter!("oneflow_billing_authorizations_total", "result" => "insufficient_credits")
@@ -225,9 +296,11 @@ impl BillingService for BillingGrpc {
             .map_err(store_status)?;
         // Release even when the ledger entry already existed: a previous
         // attempt may have written it and failed before this step.
+        let tokens = i64::try_from(usage.input_tokens.saturating_add(usage.output_tokens)).unwrap_or(i64::MAX);
+        let plan = limits::settle_plan(&r.user_id, &r.key_id, now_millis());
         let had_reservation = self
             .counters
-            .release(&r.user_id, &r.request_id, charge)
+            .release(&r.user_id, &r.request_id, charge, tokens, &plan)
             .await
             .map_err(|e| counter_status(&e))?;
         if !had_reservation && !written.duplicate {
@@ -301,7 +374,7 @@ impl BillingService for BillingGrpc {
             kind: r.kind,
             amount: format_cents(amount),
             idempotency_key: r.idempotency_key,
-            at_millis: crate::store::now_millis(),
+            at_millis: now_millis(),
             balance_after: format_cents(balance),
         }))
     }

@@ -99,9 +99,9 @@ async fn authorize(
     model: &str,
     operation: Operation,
     worst_case: Usage,
-) -> Result<(), ApiError> {
+) -> Result<Option<billing::RateLimitStatus>, ApiError> {
     let mut client = state.clients.billing.clone();
-    client
+    let answer = client
         .authorize(state.clients.billing_request(billing::AuthorizeRequest {
             request_id: billing_id.to_owned(),
             user_id: principal.user_id.clone(),
@@ -113,7 +113,24 @@ async fn authorize(
         }))
         .await
         .map_err(|s| ApiError::from_status(&s))?;
-    Ok(())
+    Ok(answer.into_inner().requests)
+}
+
+/// Adds `X-RateLimit-*` (the key's first request window) to whatever the
+/// request ended with.
+fn with_rate_headers(outcome: Result<Response, ApiError>, window: Option<&billing::RateLimitStatus>) -> Response {
+    let mut resp = outcome.unwrap_or_else(IntoResponse::into_response);
+    if let Some(w) = window {
+        let h = resp.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", w.limit),
+            ("x-ratelimit-remaining", w.remaining),
+            ("x-ratelimit-reset", w.reset_millis.div_ceil(1000)),
+        ] {
+            h.insert(name, HeaderValue::from(value));
+        }
+    }
+    resp
 }
 
 fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &str) {
@@ -205,78 +222,82 @@ pub async fn chat_completions(
         output_tokens: max_out.unwrap_or(info.max_output_tokens).saturating_mul(n),
         ..Usage::default()
     };
-    authorize(&state, &principal, &billing_id, &model, Operation::Chat, worst).await?;
-    let input_estimate = bytes_len(body.len()).div_ceil(4);
-    let mut pending = Pending::new(
-        &state.settler,
-        Settlement::new(&billing_id, &principal, &model, Operation::Chat),
-        input_estimate,
-    );
-    let request = pb::ChatRequest {
-        meta: Some(pb::RequestMeta {
-            request_id: client_request_id(&headers),
-            user_id: principal.user_id.clone(),
-            key_id: principal.key_id.clone(),
-        }),
-        body: body.to_vec(),
-    };
-    let mut router = state.clients.router.clone();
-    if !stream {
-        let call = router.chat_completion(state.clients.router_request(request)).await;
-        return finish_unary(
-            pending,
-            call.map(|r| {
-                let r = r.into_inner();
-                (r.route, r.body, r.usage)
-            }),
-            &billing_id,
+    let window = authorize(&state, &principal, &billing_id, &model, Operation::Chat, worst).await?;
+    let outcome: Result<Response, ApiError> = async move {
+        let input_estimate = bytes_len(body.len()).div_ceil(4);
+        let mut pending = Pending::new(
+            &state.settler,
+            Settlement::new(&billing_id, &principal, &model, Operation::Chat),
+            input_estimate,
         );
-    }
+        let request = pb::ChatRequest {
+            meta: Some(pb::RequestMeta {
+                request_id: client_request_id(&headers),
+                user_id: principal.user_id.clone(),
+                key_id: principal.key_id.clone(),
+            }),
+            body: body.to_vec(),
+        };
+        let mut router = state.clients.router.clone();
+        if !stream {
+            let call = router.chat_completion(state.clients.router_request(request)).await;
+            return finish_unary(
+                pending,
+                call.map(|r| {
+                    let r = r.into_inner();
+                    (r.route, r.body, r.usage)
+                }),
+                &billing_id,
+            );
+        }
 
-    let mut upstream = match router.stream_chat_completion(request).await {
-        Ok(s) => s.into_inner(),
-        Err(status) => {
-            let err = ApiError::from_status(&status);
-            pending.status(err.status.as_u16());
-            return Err(err);
-        }
-    };
-    // The route comes first; anything else before it is a broken stream.
-    let route = match upstream.message().await {
-        Ok(Some(pb::ChatStreamEvent {
-            event: Some(Event::Route(r)),
-        })) => r,
-        Ok(_) => {
-            pending.status(502);
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "server_error",
-                "The upstream stream ended before it began.",
-            ));
-        }
-        Err(status) => {
-            let err = ApiError::from_status(&status);
-            pending.status(err.status.as_u16());
-            return Err(err);
-        }
-    };
-    pending.route(&route.provider, &route.deployment);
-    let relay = SseRelay {
-        upstream,
-        pending: Some(pending),
-        finished: false,
-    };
-    let body_stream = futures::stream::unfold(relay, |mut relay| async move {
-        let frame = relay.next_frame().await?;
-        Some((Ok::<_, Infallible>(frame), relay))
-    });
-    let mut out = Response::new(Body::from_stream(body_stream));
-    let h = out.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    route_headers(&mut out, Some(&route), &billing_id);
-    Ok(out)
+        let mut upstream = match router.stream_chat_completion(request).await {
+            Ok(s) => s.into_inner(),
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                pending.status(err.status.as_u16());
+                return Err(err);
+            }
+        };
+        // The route comes first; anything else before it is a broken stream.
+        let route = match upstream.message().await {
+            Ok(Some(pb::ChatStreamEvent {
+                event: Some(Event::Route(r)),
+            })) => r,
+            Ok(_) => {
+                pending.status(502);
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "server_error",
+                    "The upstream stream ended before it began.",
+                ));
+            }
+            Err(status) => {
+                let err = ApiError::from_status(&status);
+                pending.status(err.status.as_u16());
+                return Err(err);
+            }
+        };
+        pending.route(&route.provider, &route.deployment);
+        let relay = SseRelay {
+            upstream,
+            pending: Some(pending),
+            finished: false,
+        };
+        let body_stream = futures::stream::unfold(relay, |mut relay| async move {
+            let frame = relay.next_frame().await?;
+            Some((Ok::<_, Infallible>(frame), relay))
+        });
+        let mut out = Response::new(Body::from_stream(body_stream));
+        let h = out.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        route_headers(&mut out, Some(&route), &billing_id);
+        Ok(out)
+    }
+    .await;
+    Ok(with_rate_headers(outcome, window.as_ref()))
 }
 
 /// Relays router events as SSE frames; the pending settlement rides along and
@@ -385,28 +406,32 @@ pub async fn embeddings(
         input_tokens: bytes_len(body.len()),
         ..Usage::default()
     };
-    authorize(&state, &principal, &billing_id, &model, Operation::Embeddings, worst).await?;
-    let pending = Pending::new(
-        &state.settler,
-        Settlement::new(&billing_id, &principal, &model, Operation::Embeddings),
-        bytes_len(body.len()).div_ceil(4),
-    );
-    let mut router = state.clients.router.clone();
-    let request = pb::EmbeddingsRequest {
-        meta: Some(pb::RequestMeta {
-            request_id: client_request_id(&headers),
-            user_id: principal.user_id.clone(),
-            key_id: principal.key_id.clone(),
-        }),
-        body: body.to_vec(),
-    };
-    let call = router.embeddings(state.clients.router_request(request)).await;
-    finish_unary(
-        pending,
-        call.map(|r| {
-            let r = r.into_inner();
-            (r.route, r.body, r.usage)
-        }),
-        &billing_id,
-    )
+    let window = authorize(&state, &principal, &billing_id, &model, Operation::Embeddings, worst).await?;
+    let outcome: Result<Response, ApiError> = async move {
+        let pending = Pending::new(
+            &state.settler,
+            Settlement::new(&billing_id, &principal, &model, Operation::Embeddings),
+            bytes_len(body.len()).div_ceil(4),
+        );
+        let mut router = state.clients.router.clone();
+        let request = pb::EmbeddingsRequest {
+            meta: Some(pb::RequestMeta {
+                request_id: client_request_id(&headers),
+                user_id: principal.user_id.clone(),
+                key_id: principal.key_id.clone(),
+            }),
+            body: body.to_vec(),
+        };
+        let call = router.embeddings(state.clients.router_request(request)).await;
+        finish_unary(
+            pending,
+            call.map(|r| {
+                let r = r.into_inner();
+                (r.route, r.body, r.usage)
+            }),
+            &billing_id,
+        )
+    }
+    .await;
+    Ok(with_rate_headers(outcome, window.as_ref()))
 }

@@ -28,6 +28,8 @@ pub struct OneflowConfig {
     pub admin_email: String,
     /// Whole credits granted to that admin at first start.
     pub admin_credits: u64,
+    /// Default rate limits and quotas (billing's `[limits]`).
+    pub limits: oneflow_billing::LimitsConfig,
     /// The built-in mock provider.
     pub mock: MockConfig,
     /// Logs, metrics, traces.
@@ -41,6 +43,7 @@ impl Default for OneflowConfig {
             data_dir: PathBuf::from("./data"),
             admin_email: "admin@localhost".to_owned(),
             admin_credits: 1000,
+            limits: oneflow_billing::LimitsConfig::default(),
             mock: MockConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
@@ -113,6 +116,7 @@ pub async fn start(
         server: internal(grace),
         database: sqlite(&data, "billing.db"),
         pricing,
+        limits: config.limits.clone(),
         ..oneflow_billing::BillingConfig::default()
     })
     .await?;

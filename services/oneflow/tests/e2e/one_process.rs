@@ -58,6 +58,8 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-oneflow-provider"], "mock");
     assert!(resp.headers().contains_key("x-request-id"));
+    assert_eq!(resp.headers()["x-ratelimit-limit"], "60");
+    assert_eq!(resp.headers()["x-ratelimit-remaining"], "59");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert!(
