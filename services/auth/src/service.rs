@@ -9,11 +9,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::Stream;
+use futures::StreamExt as _;
 use oneflow_proto::auth::v1 as pb;
 use oneflow_proto::auth::v1::auth_service_server::AuthService;
 use oneflow_proto::common::v1::{ErrorInfo, KeyLimits};
 use rand::RngCore as _;
-use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Code, Request, Response, Status};
 
@@ -388,13 +388,15 @@ impl AuthService for AuthGrpc {
         &self,
         _request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let stream = BroadcastStream::new(self.inner.revocations.subscribe()).map(|item| match item {
-            Ok(event) => Ok(event.to_proto("revoked")),
-            // A lagging subscriber must drop everything it cached.
-            Err(_) => Err(Status::data_loss(
-                "revocations were missed; drop every cached credential",
-            )),
-        });
+        let stream = BroadcastStream::new(self.inner.revocations.subscribe())
+            .map(|item| match item {
+                Ok(event) => Ok(event.to_proto("revoked")),
+                // A lagging subscriber must drop everything it cached.
+                Err(_) => Err(Status::data_loss(
+                    "revocations were missed; drop every cached credential",
+                )),
+            })
+            .take_until(self.inner.draining.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -109,6 +109,20 @@ fn month_of(days: i64) -> (i64, i64, i64) {
     (year, month, era * 146_097 + doe - 719_468)
 }
 
+/// `YYYY-MM-DD` of a day number since 1970-01-01.
+pub fn date_of_day(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// A window: its id (for the key) and the milliseconds left in it.
 fn window(now: i64, size: i64) -> (i64, i64) {
     let id = now.div_euclid(size);
@@ -324,6 +338,13 @@ pub fn settle_plan(user: &str, key: &str, now: i64) -> SettlePlan {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn day_numbers_format_as_dates() {
+        assert_eq!(date_of_day(0), "1970-01-01");
+        assert_eq!(date_of_day(19_782), "2024-02-29");
+        assert_eq!(date_of_day(1_795_305_599_000 / DAY), "2026-11-21");
+    }
 
     #[test]
     fn months_end_on_the_first_of_the_next_month() {

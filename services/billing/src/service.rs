@@ -11,7 +11,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::counters::{Counters, Reserve};
 use crate::limits::{self, LimitKind, LimitsConfig};
 use crate::pricing::{PriceBook, PriceError, format_cents, parse_credits};
-use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord, now_millis};
+use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageGroup, UsageRecord, now_millis};
 
 /// gRPC implementation of the billing service.
 #[derive(Clone, Debug)]
@@ -406,12 +406,46 @@ impl BillingService for BillingGrpc {
         ))
     }
 
-    async fn get_usage(
-        &self,
-        _request: Request<pb::GetUsageRequest>,
-    ) -> Result<Response<pb::GetUsageResponse>, Status> {
-        Err(Status::unimplemented(
-            "GetUsage is not available in this OneFlow version",
-        ))
+    async fn get_usage(&self, request: Request<pb::GetUsageRequest>) -> Result<Response<pb::GetUsageResponse>, Status> {
+        let r = request.into_inner();
+        required(&r.user_id, "user_id")?;
+        let group = match r.group_by.as_str() {
+            "" | "day" => UsageGroup::Day,
+            "model" => UsageGroup::Model,
+            "key" => UsageGroup::Key,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "group_by must be day, model or key, not `{other}`"
+                )));
+            }
+        };
+        let to = if r.to_millis > 0 { r.to_millis } else { now_millis() + 1 };
+        if r.from_millis < 0 || r.from_millis >= to {
+            return Err(Status::invalid_argument("`from` must be before `to`"));
+        }
+        let totals = self
+            .store
+            .usage(&r.user_id, r.from_millis, to, group)
+            .await
+            .map_err(store_status)?;
+        let as_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+        let rows = totals
+            .into_iter()
+            .map(|t| pb::UsageRow {
+                group: match group {
+                    UsageGroup::Day => t.group.parse::<i64>().map(limits::date_of_day).unwrap_or(t.group),
+                    UsageGroup::Model | UsageGroup::Key => t.group,
+                },
+                requests: as_u64(t.requests),
+                usage: Some(Usage {
+                    input_tokens: as_u64(t.input),
+                    output_tokens: as_u64(t.output),
+                    cached_input_tokens: as_u64(t.cached),
+                    ..Usage::default()
+                }),
+                credits: format_cents(t.credits),
+            })
+            .collect();
+        Ok(Response::new(pb::GetUsageResponse { rows }))
     }
 }

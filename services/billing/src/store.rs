@@ -101,6 +101,34 @@ pub struct Written {
     pub duplicate: bool,
 }
 
+/// How usage reports are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// By UTC day (the group is the day number since 1970-01-01).
+    Day,
+    /// By public model.
+    Model,
+    /// By API key id.
+    Key,
+}
+
+/// One group of a usage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotals {
+    /// The group's value.
+    pub group: String,
+    /// Requests.
+    pub requests: i64,
+    /// Input tokens.
+    pub input: i64,
+    /// Output tokens.
+    pub output: i64,
+    /// Cached input tokens.
+    pub cached: i64,
+    /// Hundredths of a credit charged.
+    pub credits: i64,
+}
+
 /// Handle to the billing database.
 #[derive(Clone, Debug)]
 pub struct BillingStore {
@@ -217,6 +245,43 @@ impl BillingStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(row.0.unwrap_or(0))
+    }
+
+    /// Usage of `user_id` in `[from, to)` (Unix ms) grouped by `group`.
+    pub async fn usage(
+        &self,
+        user_id: &str,
+        from: i64,
+        to: i64,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        let column = match group {
+            UsageGroup::Day => "CAST(created_at / 86400000 AS TEXT)",
+            UsageGroup::Model => "model",
+            UsageGroup::Key => "COALESCE(key_id, '')",
+        };
+        let sql = format!(
+            "SELECT {column} AS grp, COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
+             CAST(SUM(cached_tokens) AS BIGINT), CAST(SUM(credits) AS BIGINT) FROM usage_records \
+             WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY grp ORDER BY grp"
+        );
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(group, requests, input, output, cached, credits)| UsageTotals {
+                group,
+                requests,
+                input,
+                output,
+                cached,
+                credits,
+            })
+            .collect())
     }
 
     /// Number of usage records of an account.

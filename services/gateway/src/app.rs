@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{account, inference, models, principal};
+use crate::{account, billing_api, inference, models, principal};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -42,6 +42,10 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .route("/v1/admin/users", get(account::list_users).post(account::create_user))
         .route("/v1/admin/users/{id}", patch(account::update_user))
         .route("/v1/admin/audit", get(account::list_audit))
+        .route("/v1/admin/users/{id}/credits", post(billing_api::grant))
+        .route("/v1/billing/balance", get(billing_api::balance))
+        .route("/v1/billing/usage", get(billing_api::usage))
+        .route("/v1/billing/pricing", get(billing_api::pricing))
         .route_layer(middleware::from_fn_with_state(state.clone(), principal::authenticate));
     // Routes that take no bearer credential.
     let public = axum::Router::new()

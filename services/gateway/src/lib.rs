@@ -5,6 +5,7 @@
 
 mod account;
 mod app;
+mod billing_api;
 mod clients;
 mod config;
 mod error;

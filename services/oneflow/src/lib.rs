@@ -153,6 +153,13 @@ pub async fn start(
         }
         None => None,
     };
+    tracing::info!(
+        mock = %mock_addr,
+        auth = %auth.local_addr()?,
+        billing = %billing.local_addr()?,
+        router = %router.local_addr()?,
+        "internal services listening on loopback"
+    );
     let started = Started {
         gateway: gateway.local_addr()?,
         new_admin_key,

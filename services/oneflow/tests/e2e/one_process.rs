@@ -163,6 +163,51 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert!(balance < 100_000, "nothing was charged: {balance}");
     assert!(records >= 5, "usage records: {records}");
 
+    // The billing API agrees with the ledger.
+    let b: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
+    assert_eq!(b["balance"], format!("{}.{:02}", balance / 100, balance % 100));
+    let usage: Value = api.get("/v1/billing/usage?group_by=model").await.json().await.unwrap();
+    let rows = usage["data"].as_array().unwrap();
+    let gpt = rows
+        .iter()
+        .find(|r| r["model"] == "mock-gpt")
+        .unwrap_or_else(|| panic!("{usage}"));
+    assert!(gpt["requests"].as_u64().unwrap() >= 4, "{usage}");
+    let by_day: Value = api.get("/v1/billing/usage").await.json().await.unwrap();
+    assert_eq!(by_day["data"].as_array().unwrap().len(), 1, "{by_day}");
+    let pricing: Value = api.get("/v1/billing/pricing").await.json().await.unwrap();
+    assert!(
+        pricing["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["model"] == "mock-gpt" && p["input_per_million"] == "0.15")
+    );
+    error_of(api.get("/v1/billing/usage?group_by=week").await, 400).await;
+
+    // Admin grants are idempotent per key.
+    let me: Value = api.get("/v1/auth/me").await.json().await.unwrap();
+    let admin_id = me["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let resp = api
+            .http
+            .post(format!("{}/v1/admin/users/{admin_id}/credits", api.base))
+            .bearer_auth(&key)
+            .header("idempotency-key", "top-up-1")
+            .json(&json!({ "amount": "5.00", "kind": "top_up" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    let after: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
+    let cents = |v: &Value| -> i64 {
+        let s = v["balance"].as_str().unwrap();
+        let (w, f) = s.split_once('.').unwrap_or((s, "0"));
+        w.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
+    };
+    assert_eq!(cents(&after) - cents(&b), 500, "granted twice? {after}");
+
     // A restart keeps the admin and does not mint a new key.
     svc.terminate();
     let mut svc = svc;

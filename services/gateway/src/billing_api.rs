@@ -1,0 +1,225 @@
+//! The billing API: the caller's balance and usage report, the price list,
+//! and the admin endpoint that grants or adjusts credits.
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oneflow_proto::billing::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::principal::Principal;
+use crate::state::AppState;
+
+/// The user a report is about: the caller, or (admins only) `user_id`.
+fn subject(principal: &Principal, requested: Option<String>) -> Result<String, ApiError> {
+    match requested {
+        Some(id) if id != principal.user_id => {
+            if principal.admin {
+                Ok(id)
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    "Only administrators can see other users.",
+                )
+                .code("insufficient_permissions"))
+            }
+        }
+        _ => Ok(principal.user_id.clone()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BalanceQuery {
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// `GET /v1/billing/balance`
+pub async fn balance(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<BalanceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user_id = subject(&principal, q.user_id)?;
+    let mut billing = state.clients.billing.clone();
+    let b = billing
+        .get_balance(state.clients.billing_request(pb::GetBalanceRequest { user_id }))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(Json(
+        json!({ "object": "balance", "user_id": b.user_id, "balance": b.balance, "currency": "credits" }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    /// Unix seconds, inclusive; default 30 days ago.
+    #[serde(default)]
+    from: Option<i64>,
+    /// Unix seconds, exclusive; default now.
+    #[serde(default)]
+    to: Option<i64>,
+    /// `day` (default), `model` or `key`.
+    #[serde(default)]
+    group_by: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// `GET /v1/billing/usage`
+pub async fn usage(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<UsageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user_id = subject(&principal, q.user_id)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let to = q.to.unwrap_or(now);
+    let from = q.from.unwrap_or(to - 30 * 86_400);
+    let group_by = q.group_by.unwrap_or_else(|| "day".to_owned());
+    if !matches!(group_by.as_str(), "day" | "model" | "key") {
+        return Err(ApiError::invalid("`group_by` must be day, model or key").param("group_by"));
+    }
+    if from < 0 || from >= to {
+        return Err(ApiError::invalid("`from` must be before `to` (Unix seconds)").param("from"));
+    }
+    let mut billing = state.clients.billing.clone();
+    let rows = billing
+        .get_usage(state.clients.billing_request(pb::GetUsageRequest {
+            user_id: user_id.clone(),
+            from_millis: from.saturating_mul(1000),
+            // Without `to`, billing reads up to this very millisecond.
+            to_millis: q.to.map_or(0, |t| t.saturating_mul(1000)),
+            group_by: group_by.clone(),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner()
+        .rows;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let u = r.usage.unwrap_or_default();
+            json!({
+                group_by.as_str(): r.group,
+                "requests": r.requests,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cached_input_tokens": u.cached_input_tokens,
+                "credits": r.credits,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "object": "list", "user_id": user_id, "from": from, "to": to, "group_by": group_by, "data": data }),
+    ))
+}
+
+/// `GET /v1/billing/pricing`
+pub async fn pricing(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut billing = state.clients.billing.clone();
+    let prices = billing
+        .list_prices(state.clients.billing_request(pb::ListPricesRequest {}))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner()
+        .prices;
+    let mut data: Vec<Value> = prices
+        .into_iter()
+        .map(|p| {
+            json!({
+                "object": "price", "model": p.model,
+                "input_per_million": p.input_per_million,
+                "output_per_million": p.output_per_million,
+                "cached_input_per_million": p.cached_input_per_million,
+                "currency": "USD",
+            })
+        })
+        .collect();
+    data.sort_by(|a, b| a["model"].as_str().cmp(&b["model"].as_str()));
+    Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreditsBody {
+    /// Decimal credits, at most 2 places; negative only for adjustments.
+    amount: String,
+    /// `grant` (default), `top_up`, `refund` or `adjustment`.
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    /// Makes a repeat a no-op; the `Idempotency-Key` header also works.
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// `POST /v1/admin/users/{id}/credits`
+pub async fn grant(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if !principal.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "This endpoint is for administrators.",
+        )
+        .code("insufficient_permissions"));
+    }
+    let body = body.map_err(|_| ApiError::invalid("Could not read the request body."))?;
+    let b: CreditsBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("Invalid JSON body: {e}")))?;
+    let kind = match b.kind.as_deref().unwrap_or("grant") {
+        "grant" => pb::EntryKind::Grant,
+        "top_up" => pb::EntryKind::TopUp,
+        "refund" => pb::EntryKind::Refund,
+        "adjustment" => pb::EntryKind::Adjustment,
+        _ => return Err(ApiError::invalid("`kind` must be grant, top_up, refund or adjustment").param("kind")),
+    };
+    let key = b
+        .idempotency_key
+        .or_else(|| {
+            headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let mut billing = state.clients.billing.clone();
+    let entry = billing
+        .grant_credits(state.clients.billing_request(pb::GrantCreditsRequest {
+            user_id,
+            amount: b.amount,
+            kind: kind.into(),
+            idempotency_key: format!("admin:{key}"),
+            note: b.note.unwrap_or_default(),
+            actor_user_id: principal.user_id.clone(),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let out = json!({
+        "object": "ledger_entry", "user_id": entry.user_id, "amount": entry.amount,
+        "kind": b.kind.unwrap_or_else(|| "grant".into()), "balance": entry.balance_after,
+        "created_at": entry.at_millis / 1000,
+    });
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
