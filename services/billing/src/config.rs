@@ -23,6 +23,9 @@ pub struct BillingConfig {
     /// How long a reservation waits for its settlement.
     #[serde(with = "humantime_serde")]
     pub reservation_ttl: Duration,
+    /// How often reservations that expired unsettled are turned into charges.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
     /// Prices and the credit normalisation rate.
     pub pricing: PricingConfig,
     /// Default rate limits and quotas.
@@ -41,9 +44,10 @@ impl Default for BillingConfig {
             },
             redis: RedisConfig::default(),
             auto_migrate: true,
-            reservation_ttl: Duration::from_secs(3600),
+            reservation_ttl: Duration::from_secs(15 * 60),
             pricing: PricingConfig::default(),
             limits: LimitsConfig::default(),
+            sweep_interval: Duration::from_secs(30),
             telemetry: TelemetryConfig::default(),
         }
     }

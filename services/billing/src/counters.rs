@@ -24,6 +24,17 @@ pub struct WindowStatus {
     pub reset_millis: i64,
 }
 
+/// A reservation whose settlement never came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// Account.
+    pub user: String,
+    /// The request it was for.
+    pub request_id: String,
+    /// Hundredths of a credit it held.
+    pub amount: i64,
+}
+
 /// What a reservation attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserve {
@@ -88,7 +99,8 @@ end
 avail = tonumber(avail)
 if avail < amount then return {1, avail, 0, 0} end
 redis.call('DECRBY', KEYS[1], amount)
-redis.call('SET', KEYS[2], amount, 'PX', ARGV[2])
+redis.call('SET', KEYS[2], amount, 'PX', tonumber(ARGV[2]) + 86400000)
+redis.call('ZADD', KEYS[#KEYS], ARGV[#ARGV - 1], ARGV[#ARGV])
 local first = -1
 for i = 1, total do
   if i <= nreq or i > nreq + ntok then
@@ -106,6 +118,7 @@ return {0, avail - amount, first, 0}
 // KEYS: avail, reservation, then token counters, then credit counters.
 // ARGV: charge, tokens, #token counters, then ttl per token counter.
 const RELEASE_LUA: &str = r"
+redis.call('ZREM', KEYS[#KEYS], ARGV[#ARGV])
 local reserved = redis.call('GET', KEYS[2])
 if not reserved then return 0 end
 redis.call('DEL', KEYS[2])
@@ -119,15 +132,27 @@ for i = 1, ntok do
   local v = redis.call('INCRBY', key, tokens)
   if v == tokens then redis.call('PEXPIRE', key, ARGV[3 + i]) end
 end
-for i = 3 + ntok, #KEYS do
+for i = 3 + ntok, #KEYS - 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('DECRBY', KEYS[i], delta) end
 end
 return 1
 ";
 
+// Claims one expired reservation for the sweeper. KEYS: pending set,
+// reservation; ARGV: request id. Returns the amount, or -1 when another
+// replica (or a settlement) got there first, -2 when the amount is gone.
+const EXPIRE_LUA: &str = r"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+local amount = redis.call('GET', KEYS[2])
+redis.call('DEL', KEYS[2])
+if not amount then return -2 end
+return tonumber(amount)
+";
+
 /// Scripts are hashed once; Redis runs them by SHA after the first load.
 static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_LUA));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
+static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXPIRE_LUA));
 
 const CREDIT_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
@@ -234,6 +259,106 @@ impl Counters {
         Counters::Memory(Arc::new(Mutex::new(Memory::default())))
     }
 
+    /// The user's open reservations by expiry, which the sweeper scans.
+    fn pending_key(prefix: &str, user: &str) -> String {
+        format!("{prefix}:{{u:{user}}}:pending")
+    }
+
+    /// Takes up to `limit` reservations that have expired (the sweeper turns
+    /// them into charges). A reservation is taken by exactly one caller, even
+    /// across billing replicas.
+    pub async fn take_expired(&self, limit: usize) -> Result<Vec<Expired>, CounterError> {
+        match self {
+            Counters::Redis { pool, prefix, fallback } => {
+                let mut out = Self::take_expired_memory(fallback, limit)?;
+                out.extend(Self::take_expired_redis(pool, prefix, limit).await?);
+                Ok(out)
+            }
+            Counters::Memory(mem) => Self::take_expired_memory(mem, limit),
+        }
+    }
+
+    async fn take_expired_redis(pool: &Pool, prefix: &str, limit: usize) -> Result<Vec<Expired>, CounterError> {
+        let err = |e: deadpool_redis::redis::RedisError| CounterError(e.to_string());
+        let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
+        let now = crate::store::now_millis();
+        let pattern = format!("{prefix}:{{u:*}}:pending");
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = deadpool_redis::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(err)?;
+            for key in keys {
+                let Some(user) = key.split("{u:").nth(1).and_then(|rest| rest.split('}').next()) else {
+                    continue;
+                };
+                let ids: Vec<String> = deadpool_redis::redis::cmd("ZRANGEBYSCORE")
+                    .arg(&key)
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(err)?;
+                for id in ids {
+                    let (_, res) = Self::keys(prefix, user, &id);
+                    let amount: i64 = EXPIRE_SCRIPT
+                        .key(&key)
+                        .key(res)
+                        .arg(&id)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(err)?;
+                    if amount >= 0 {
+                        out.push(Expired {
+                            user: user.to_owned(),
+                            request_id: id,
+                            amount,
+                        });
+                    }
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn take_expired_memory(mem: &Mutex<Memory>, limit: usize) -> Result<Vec<Expired>, CounterError> {
+        let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
+        let now = tokio::time::Instant::now();
+        let ids: Vec<String> = m
+            .reservations
+            .iter()
+            .filter(|(_, (_, _, until))| *until <= now)
+            .map(|(id, _)| id.clone())
+            .take(limit)
+            .collect();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| {
+                m.reservations.remove(&id).map(|(user, amount, _)| Expired {
+                    user,
+                    request_id: id,
+                    amount,
+                })
+            })
+            .collect())
+    }
+
     fn keys(prefix: &str, user: &str, request_id: &str) -> (String, String) {
         (
             format!("{prefix}:{{u:{user}}}:avail"),
@@ -299,6 +424,11 @@ impl Counters {
         for c in all(plan) {
             script.arg(c.limit).arg(c.ttl_millis.max(1));
         }
+        let expires_at = crate::store::now_millis().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        script
+            .key(Self::pending_key(prefix, user))
+            .arg(expires_at)
+            .arg(request_id);
         let (code, a, b, _): (i64, i64, i64, i64) = script
             .invoke_async(&mut conn)
             .await
@@ -326,7 +456,7 @@ impl Counters {
     ) -> Result<Reserve, CounterError> {
         let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
         let now = tokio::time::Instant::now();
-        m.reservations.retain(|_, (_, _, until)| *until > now);
+
         m.counters.retain(|_, (_, until)| *until > now);
         let nreq = plan.requests.len();
         let ntok = plan.tokens.len();
@@ -425,6 +555,7 @@ impl Counters {
         for (_, ttl) in &plan.tokens {
             script.arg((*ttl).max(1));
         }
+        script.key(Self::pending_key(prefix, user)).arg(request_id);
         let found: i64 = script
             .invoke_async(&mut conn)
             .await

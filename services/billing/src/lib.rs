@@ -59,6 +59,15 @@ impl App {
     /// Connects storage and counters, migrates when configured, binds.
     pub async fn build(config: BillingConfig) -> anyhow::Result<Self> {
         let grpc = grpc(&config).await?;
+        let sweeper = grpc.clone();
+        let every = config.sweep_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                sweeper.sweep_expired().await;
+            }
+        });
         let store = BillingStore::connect(&config.database).await?;
         let counters = counters(&config)?;
         let ready: oneflow_runtime::Readiness = Arc::new(move || {

@@ -125,6 +125,33 @@ impl BillingGrpc {
         }
     }
 
+    /// Turns reservations that expired unsettled (a gateway died mid-request)
+    /// into charges of their whole amount; returns how many. A settlement that
+    /// arrives later corrects the charge to the real usage.
+    pub async fn sweep_expired(&self) -> usize {
+        let expired = match self.counters.take_expired(500).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot scan for expired reservations");
+                return 0;
+            }
+        };
+        let mut charged = 0;
+        for e in expired {
+            match self.store.expire_reservation(&e.user, &e.request_id, e.amount).await {
+                Ok(_) => {
+                    charged += 1;
+                    metrics::counter!("oneflow_billing_reservations_expired_total").increment(1);
+                    tracing::warn!(request_id = %e.request_id, "reservation expired unsettled; charged its whole amount");
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, request_id = %e.request_id, "cannot charge an expired reservation")
+                }
+            }
+        }
+        charged
+    }
+
     /// Grants (or adjusts) credits; idempotent per key. Shared by the RPC and the CLI.
     pub async fn grant(
         &self,
@@ -303,7 +330,15 @@ impl BillingService for BillingGrpc {
             .release(&r.user_id, &r.request_id, charge, tokens, &plan)
             .await
             .map_err(|e| counter_status(&e))?;
-        if !had_reservation && !written.duplicate {
+        if written.correction != 0 {
+            // The reservation had expired into a charge of its whole amount,
+            // which the available counter still holds: give back the difference.
+            self.counters
+                .credit(&r.user_id, written.correction)
+                .await
+                .map_err(|e| counter_status(&e))?;
+            tracing::info!(request_id = %r.request_id, "late settlement corrected an expired reservation");
+        } else if !had_reservation && !written.duplicate {
             tracing::warn!(request_id = %r.request_id, "settled without an open reservation");
         }
         if !written.duplicate {

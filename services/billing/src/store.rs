@@ -99,7 +99,13 @@ pub struct Written {
     pub balance_after: i64,
     /// The idempotency key had been used before; nothing was written.
     pub duplicate: bool,
+    /// For a late settlement of a reservation that had expired into a charge:
+    /// what was returned (positive) or taken (negative) to correct it.
+    pub correction: i64,
 }
+
+/// Note of the charge written when a reservation expires unsettled.
+pub const EXPIRED_NOTE: &str = "reservation expired unsettled";
 
 /// How usage reports are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +204,7 @@ impl BillingStore {
     pub async fn settle(&self, user_id: &str, charge: i64, usage: &UsageRecord<'_>) -> Result<Written, StoreError> {
         let mut tx = self.pool.begin().await?;
         let key = format!("charge:{}", usage.request_id);
-        let written = append_in(
+        let mut written = append_in(
             &mut tx,
             &NewEntry {
                 user_id,
@@ -210,7 +216,47 @@ impl BillingStore {
             },
         )
         .await?;
-        if !written.duplicate {
+        let mut record_usage = !written.duplicate;
+        if written.duplicate {
+            // A swept reservation charged its whole amount under this key:
+            // correct that to the real charge, once.
+            let expired: Option<(i64,)> =
+                sqlx::query_as("SELECT amount FROM ledger_entries WHERE idempotency_key = $1 AND note = $2")
+                    .bind(&key)
+                    .bind(EXPIRED_NOTE)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((held,)) = expired {
+                let correction = -held - charge;
+                let correction_key = format!("correction:{}", usage.request_id);
+                let kind = if correction >= 0 {
+                    EntryKind::Refund
+                } else {
+                    EntryKind::Adjustment
+                };
+                let fixed = append_in(
+                    &mut tx,
+                    &NewEntry {
+                        user_id,
+                        kind,
+                        amount: correction,
+                        idempotency_key: &correction_key,
+                        note: Some("late settlement of an expired reservation"),
+                        actor_user_id: None,
+                    },
+                )
+                .await?;
+                if !fixed.duplicate {
+                    written = Written {
+                        balance_after: fixed.balance_after,
+                        duplicate: false,
+                        correction,
+                    };
+                    record_usage = true;
+                }
+            }
+        }
+        if record_usage {
             sqlx::query(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
                  input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at) \
@@ -235,6 +281,26 @@ impl BillingStore {
         }
         tx.commit().await?;
         Ok(written)
+    }
+
+    /// Charges the whole of a reservation that expired unsettled, once; a
+    /// settlement arriving later corrects it (see [`BillingStore::settle`]).
+    pub async fn expire_reservation(
+        &self,
+        user_id: &str,
+        request_id: &str,
+        amount: i64,
+    ) -> Result<Written, StoreError> {
+        let key = format!("charge:{request_id}");
+        self.append(&NewEntry {
+            user_id,
+            kind: EntryKind::Charge,
+            amount: -amount,
+            idempotency_key: &key,
+            note: Some(EXPIRED_NOTE),
+            actor_user_id: None,
+        })
+        .await
     }
 
     /// Sum of all ledger amounts of an account (equals its balance; for audits and tests).
@@ -340,10 +406,12 @@ async fn append_in(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> 
         return Ok(Written {
             balance_after: balance,
             duplicate: true,
+            correction: 0,
         });
     }
     Ok(Written {
         balance_after: balance,
         duplicate: false,
+        correction: 0,
     })
 }

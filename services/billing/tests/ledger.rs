@@ -175,3 +175,65 @@ async fn bad_input_gets_precise_statuses() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unsettled_reservation_expires_into_a_charge_corrected_by_a_late_settlement() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = Vec::new();
+    let mut sqlite = BillingConfig {
+        pricing: pricing(),
+        ..BillingConfig::default()
+    };
+    sqlite.database.url = Secret::new(format!("sqlite://{}", dir.path().join("e.db").display()));
+    configs.push(("sqlite+memory", sqlite));
+    if let (Some(pg), Some(redis)) = (
+        oneflow_test_support::fresh_postgres().await,
+        oneflow_test_support::redis().await,
+    ) {
+        let mut cfg = BillingConfig {
+            pricing: pricing(),
+            ..BillingConfig::default()
+        };
+        cfg.database.url = Secret::new(pg);
+        cfg.redis.url = Secret::new(redis);
+        cfg.redis.key_prefix = oneflow_test_support::unique_prefix();
+        configs.push(("postgres+redis", cfg));
+    }
+    for (name, mut cfg) in configs {
+        cfg.reservation_ttl = std::time::Duration::from_millis(50);
+        let billing = oneflow_billing::grpc(&cfg).await.unwrap();
+        let user = uuid::Uuid::new_v4().to_string();
+        billing
+            .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+        billing.authorize(authorize(&user, "lost", 5)).await.unwrap();
+        billing.authorize(authorize(&user, "live", 1)).await.unwrap();
+        // The gateway "crashed": neither request settles before its reservation expires.
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        assert_eq!(billing.sweep_expired().await, 2, "{name}");
+        let balance = |b: &BillingGrpc, u: &str| {
+            let (b, u) = (b.clone(), u.to_owned());
+            async move {
+                b.get_balance(Request::new(pb::GetBalanceRequest { user_id: u }))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .balance
+            }
+        };
+        // Both reservations were charged in full: 10.00 - 5.00 - 1.00.
+        assert_eq!(balance(&billing, &user).await, "4.00", "{name}");
+        assert_eq!(billing.sweep_expired().await, 0, "{name}: swept twice");
+
+        // The real usage arrives late: the charge is corrected to it, once.
+        let late = billing.settle(settle(&user, "lost", 2)).await.unwrap().into_inner();
+        assert_eq!(late.balance, "7.00", "{name}");
+        let again = billing.settle(settle(&user, "lost", 2)).await.unwrap().into_inner();
+        assert!(again.duplicate, "{name}");
+        assert_eq!(balance(&billing, &user).await, "7.00", "{name}");
+        // The available counter agrees with the ledger: 7.00 fits, 8.00 does not.
+        assert!(billing.authorize(authorize(&user, "x1", 8)).await.is_err(), "{name}");
+        billing.authorize(authorize(&user, "x2", 7)).await.unwrap();
+    }
+}
