@@ -12,6 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -54,6 +55,7 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .route("/v1/auth/refresh", post(account::refresh))
         .route("/v1/auth/logout", post(account::logout));
     let open = axum::Router::new()
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", crate::openapi::ApiDoc::openapi()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod inference;
 mod models;
+mod openapi;
 mod principal;
 mod settle;
 mod state;

@@ -78,6 +78,56 @@ async fn backends_down_degrade_to_clear_errors() {
     )
     .await;
 
+    // The OpenAPI document covers every public route, and /docs renders it.
+    let doc: Value = http
+        .get(url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for (path, method) in [
+        ("/v1/chat/completions", "post"),
+        ("/v1/embeddings", "post"),
+        ("/v1/models", "get"),
+        ("/v1/models/{id}", "get"),
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/me", "get"),
+        ("/v1/keys", "post"),
+        ("/v1/keys", "get"),
+        ("/v1/keys/{id}/rotate", "post"),
+        ("/v1/keys/{id}", "delete"),
+        ("/v1/admin/users", "get"),
+        ("/v1/admin/users", "post"),
+        ("/v1/admin/users/{id}", "patch"),
+        ("/v1/admin/audit", "get"),
+        ("/v1/admin/users/{id}/credits", "post"),
+        ("/v1/billing/balance", "get"),
+        ("/v1/billing/usage", "get"),
+        ("/v1/billing/pricing", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from /openapi.json"
+        );
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["ErrorObject"]["properties"]["type"]["type"],
+        "string"
+    );
+    let page = http.get(url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger"));
+
     // The Authorization header never reaches the logs.
     assert!(!gw.logs().contains("ofk_whatever"));
 }
