@@ -42,6 +42,12 @@ pub fn counters(config: &BillingConfig) -> anyhow::Result<Counters> {
 
 /// Builds the gRPC implementation (store, counters, prices) without serving it.
 pub async fn grpc(config: &BillingConfig) -> anyhow::Result<BillingGrpc> {
+    if let Some(raw) = &config.limits.user_credits_per_month {
+        anyhow::ensure!(
+            parse_credits(raw).is_some_and(|c| c >= 0),
+            "limits.user_credits_per_month must be a non-negative decimal with at most 2 places"
+        );
+    }
     let store = BillingStore::connect(&config.database).await?;
     if config.auto_migrate {
         store.migrate().await?;

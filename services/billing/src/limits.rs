@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use oneflow_proto::common::v1::KeyLimits;
 
-/// Default limits (per key and per user); a key's own limits replace the key defaults.
+/// Default limits (per key and per user); a key's own limits replace the key
+/// defaults. A limit of 0 switches that limit off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -156,7 +157,7 @@ pub fn plan(
     let mut p = LimitPlan::default();
     let mut req =
         |scope: &str, name: &'static str, window_id: String, ttl: i64, limit: Option<u64>, kind: LimitKind| {
-            if let Some(limit) = limit {
+            if let Some(limit) = limit.filter(|l| *l > 0) {
                 p.requests.push(Counter {
                     key: format!("{tag}:{scope}:req:{name}:{window_id}"),
                     limit: as_i64(limit),
@@ -221,7 +222,7 @@ pub fn plan(
 
     let mut tok =
         |scope: &str, name: &'static str, window_id: String, ttl: i64, limit: Option<u64>, kind: LimitKind| {
-            if let Some(limit) = limit {
+            if let Some(limit) = limit.filter(|l| *l > 0) {
                 p.tokens.push(Counter {
                     key: format!("{tag}:{scope}:tok:{name}:{window_id}"),
                     limit: as_i64(limit),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -388,8 +388,10 @@ pub async fn list_keys(
     Extension(principal): Extension<Arc<Principal>>,
     headers: HeaderMap,
     p: Peer,
-    Query(q): Query<OwnerQuery>,
+    q: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| crate::error::ApiError::invalid(format!("Invalid query string: {}", e.body_text())))?;
     require_manage(&principal)?;
     let mut auth = state.clients.auth.clone();
     let keys = auth
@@ -480,8 +482,10 @@ pub async fn list_users(
     Extension(principal): Extension<Arc<Principal>>,
     headers: HeaderMap,
     p: Peer,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| crate::error::ApiError::invalid(format!("Invalid query string: {}", e.body_text())))?;
     require_admin(&principal)?;
     let mut auth = state.clients.auth.clone();
     let users = auth
@@ -582,8 +586,10 @@ pub async fn list_audit(
     Extension(principal): Extension<Arc<Principal>>,
     headers: HeaderMap,
     p: Peer,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| crate::error::ApiError::invalid(format!("Invalid query string: {}", e.body_text())))?;
     require_admin(&principal)?;
     let mut auth = state.clients.auth.clone();
     let events = auth

@@ -3,20 +3,23 @@
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderName, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::GatewayConfig;
 use utoipa::OpenApi as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{account, billing_api, inference, models, principal};
+use crate::{account, billing_api, edge, inference, models, principal};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -25,12 +28,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 2. mark `Authorization` sensitive so no layer logs it;
 /// 3. accept or generate `X-Request-Id`, and return it;
 /// 4. trace span (parented on incoming W3C context) and request metrics;
-/// 5. `nosniff` / `DENY` headers on every response, errors included;
+/// 5. security headers on every response, errors included; CORS from the
+///    allowlist; response compression (not SSE); request decompression;
 /// 6. timeout for producing the response head (504);
 /// 7. body limit (413 before the body is read whole, chunked too);
 /// 8. authentication on `/v1/*` (probes, metrics and the login routes stay open);
 /// 9. the handler.
-pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> axum::Router {
+pub fn router(state: AppState, config: &GatewayConfig) -> axum::Router {
+    let body_limit = config.body_limit_bytes;
+    let request_timeout = config.request_timeout;
     let api = axum::Router::new()
         .route("/v1/chat/completions", post(inference::chat_completions))
         .route("/v1/embeddings", post(inference::embeddings))
@@ -74,14 +80,13 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(middleware::from_fn(oneflow_runtime::trace_http))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::X_FRAME_OPTIONS,
-                    HeaderValue::from_static("DENY"),
-                )),
+                .layer(middleware::from_fn_with_state(config.edge.hsts, edge::security_headers))
+                .option_layer(edge::cors(&config.edge))
+                // gzip/br for JSON; the default predicate skips SSE, gRPC and images.
+                .layer(CompressionLayer::new())
+                // Compressed request bodies are limited after decompression
+                // (the body limit sits inside this layer).
+                .layer(RequestDecompressionLayer::new()),
         )
         .with_state(state)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,8 +47,10 @@ pub(crate) struct BalanceQuery {
 pub async fn balance(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
-    Query(q): Query<BalanceQuery>,
+    q: Result<Query<BalanceQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| crate::error::ApiError::invalid(format!("Invalid query string: {}", e.body_text())))?;
     let user_id = subject(&principal, q.user_id)?;
     let mut billing = state.clients.billing.clone();
     let b = billing
@@ -81,8 +83,10 @@ pub(crate) struct UsageQuery {
 pub async fn usage(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
-    Query(q): Query<UsageQuery>,
+    q: Result<Query<UsageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        q.map_err(|e| crate::error::ApiError::invalid(format!("Invalid query string: {}", e.body_text())))?;
     let user_id = subject(&principal, q.user_id)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

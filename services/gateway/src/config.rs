@@ -5,10 +5,37 @@ use oneflow_runtime::{GrpcClientConfig, ServerConfig};
 use oneflow_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 
+/// Development is lenient; production refuses unsafe settings at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Laptop and tests.
+    #[default]
+    Development,
+    /// Real deployments.
+    Production,
+}
+
+/// Browser access (CORS) and response security headers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Origins allowed to call the API from a browser (`https://app.example.com`);
+    /// empty = none; `*` = any (refused in production).
+    pub cors_allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (set when clients reach the gateway over TLS,
+    /// e.g. through a TLS-terminating ingress).
+    pub hsts: bool,
+}
+
 /// Configuration of `oneflow-gateway` (see `docs/configuration.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
+    /// `development` or `production`.
+    pub mode: Mode,
+    /// CORS and security headers.
+    pub edge: EdgeConfig,
     /// Listen address and drain bound.
     pub server: ServerConfig,
     /// The auth service.
@@ -55,6 +82,55 @@ impl Default for GatewayConfig {
             trusted_proxy_hops: 0,
             models_cache_ttl: Duration::from_secs(10),
             telemetry: TelemetryConfig::default(),
+            mode: Mode::Development,
+            edge: EdgeConfig::default(),
         }
+    }
+}
+
+/// The gateway configuration is unsafe to run with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigCheckError {
+    /// `*` in CORS origins in production.
+    #[error("production mode refuses `*` in edge.cors_allowed_origins; list the origins")]
+    WildcardCors,
+    /// An origin that does not parse.
+    #[error("edge.cors_allowed_origins has an invalid origin: {0}")]
+    BadOrigin(String),
+}
+
+impl GatewayConfig {
+    /// Refuses unsafe settings.
+    pub fn check(&self) -> Result<(), ConfigCheckError> {
+        for origin in &self.edge.cors_allowed_origins {
+            if origin == "*" {
+                if self.mode == Mode::Production {
+                    return Err(ConfigCheckError::WildcardCors);
+                }
+            } else if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || http::HeaderValue::from_str(origin).is_err()
+            {
+                return Err(ConfigCheckError::BadOrigin(origin.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_wildcard_cors() {
+        let mut c = GatewayConfig::default();
+        c.edge.cors_allowed_origins = vec!["*".into()];
+        assert_eq!(c.check(), Ok(()));
+        c.mode = Mode::Production;
+        assert_eq!(c.check(), Err(ConfigCheckError::WildcardCors));
+        c.edge.cors_allowed_origins = vec!["https://app.example.com".into()];
+        assert_eq!(c.check(), Ok(()));
+        c.edge.cors_allowed_origins = vec!["app.example.com".into()];
+        assert!(c.check().is_err());
     }
 }

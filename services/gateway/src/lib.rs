@@ -8,6 +8,7 @@ mod app;
 mod billing_api;
 mod clients;
 mod config;
+mod edge;
 mod error;
 mod inference;
 mod models;
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::GatewayConfig;
+pub use config::{ConfigCheckError, EdgeConfig, GatewayConfig, Mode};
 pub use error::ApiError;
 
 use crate::clients::Clients;
@@ -41,6 +42,7 @@ pub struct App {
 impl App {
     /// Creates the clients (connected lazily) and binds the listener.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        config.check()?;
         let clients = Clients::connect(&config)?;
         let settler = Settler::new(clients.billing.clone());
         let state = AppState {
@@ -51,7 +53,7 @@ impl App {
             clients,
         };
         tokio::spawn(principal::watch_revocations(state.clone()));
-        let router = app::router(state, config.body_limit_bytes, config.request_timeout);
+        let router = app::router(state, &config);
         let listener = oneflow_runtime::bind(config.server.listen).await?;
         Ok(Self {
             listener,

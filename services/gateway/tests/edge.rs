@@ -128,6 +128,87 @@ async fn backends_down_degrade_to_clear_errors() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger"));
 
+    // Security headers on errors too; strict CSP for the API, a looser one for /docs.
+    let resp = http.get(url("/v1/models")).send().await.unwrap();
+    assert_eq!(
+        resp.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    assert!(!resp.headers().contains_key("server"));
+    assert!(!resp.headers().contains_key("strict-transport-security"));
+    let page = http.get(url("/docs/")).send().await.unwrap();
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+
+    // JSON is compressed on request (gzip, br); a bad query string is a 400 in OpenAI's shape.
+    let resp = http
+        .get(url("/openapi.json"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "br");
+    let resp = http
+        .get(url("/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+
     // The Authorization header never reaches the logs.
     assert!(!gw.logs().contains("ofk_whatever"));
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only_and_production_refuses_a_wildcard() {
+    let (a, b, r) = (closed(), closed(), closed());
+    let gw = oneflow_test_support::spawn(
+        "oneflow-gateway",
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("ONEFLOW__AUTH__URL", a.as_str()),
+            ("ONEFLOW__BILLING__URL", b.as_str()),
+            ("ONEFLOW__ROUTER__URL", r.as_str()),
+            ("ONEFLOW__EDGE__CORS_ALLOWED_ORIGINS", "[\"https://app.example.com\"]"),
+            ("ONEFLOW__EDGE__HSTS", "true"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, format!("{}/v1/chat/completions", gw.url()))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert!(
+        ok.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert_eq!(
+        ok.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(!refused.headers().contains_key("access-control-allow-origin"));
+
+    let status = std::process::Command::new(oneflow_test_support::bin("oneflow-gateway"))
+        .env("ONEFLOW__MODE", "production")
+        .env("ONEFLOW__EDGE__CORS_ALLOWED_ORIGINS", "[\"*\"]")
+        .env("ONEFLOW__SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!status.status.success());
+    assert!(String::from_utf8_lossy(&status.stderr).contains("refuses `*`"));
 }
