@@ -138,7 +138,7 @@ impl ApiError {
             }
         };
         let mut err = Self::new(http, kind, message);
-        err.code = code;
+        err.code = code.or_else(|| (http == StatusCode::UNAUTHORIZED).then(|| "invalid_api_key".to_owned()));
         err.param = param;
         err.retry_after_secs = retry.or((http == StatusCode::TOO_MANY_REQUESTS).then_some(1));
         err

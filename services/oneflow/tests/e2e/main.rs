@@ -10,4 +10,5 @@
 mod client;
 mod distributed;
 mod one_process;
+mod sdk;
 mod shutdown;
