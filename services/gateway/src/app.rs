@@ -18,8 +18,9 @@ use crate::GatewayConfig;
 use utoipa::OpenApi as _;
 
 use crate::error::ApiError;
+use crate::idempotency::Idempotency;
 use crate::state::AppState;
-use crate::{account, billing_api, edge, inference, models, principal};
+use crate::{account, billing_api, edge, idempotency, inference, models, principal};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -34,12 +35,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 7. body limit (413 before the body is read whole, chunked too);
 /// 8. authentication on `/v1/*` (probes, metrics and the login routes stay open);
 /// 9. the handler.
-pub fn router(state: AppState, config: &GatewayConfig) -> axum::Router {
+pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency) -> axum::Router {
     let body_limit = config.body_limit_bytes;
     let request_timeout = config.request_timeout;
-    let api = axum::Router::new()
+    let model_calls = axum::Router::new()
         .route("/v1/chat/completions", post(inference::chat_completions))
         .route("/v1/embeddings", post(inference::embeddings))
+        .route_layer(middleware::from_fn_with_state(idempotency, idempotency::idempotent));
+    let api = axum::Router::new()
+        .merge(model_calls)
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/v1/auth/me", get(account::me))

@@ -28,6 +28,26 @@ pub struct EdgeConfig {
     pub hsts: bool,
 }
 
+/// `Idempotency-Key` storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    /// Redis shared by the gateway replicas; an empty URL keeps keys in memory.
+    pub redis: oneflow_runtime::RedisConfig,
+    /// How long a key and its response are kept.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            redis: oneflow_runtime::RedisConfig::default(),
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// Configuration of `oneflow-gateway` (see `docs/configuration.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,6 +56,8 @@ pub struct GatewayConfig {
     pub mode: Mode,
     /// CORS and security headers.
     pub edge: EdgeConfig,
+    /// `Idempotency-Key` storage.
+    pub idempotency: IdempotencyConfig,
     /// Listen address and drain bound.
     pub server: ServerConfig,
     /// The auth service.
@@ -84,6 +106,7 @@ impl Default for GatewayConfig {
             telemetry: TelemetryConfig::default(),
             mode: Mode::Development,
             edge: EdgeConfig::default(),
+            idempotency: IdempotencyConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod clients;
 mod config;
 mod edge;
 mod error;
+mod idempotency;
 mod inference;
 mod models;
 mod openapi;
@@ -26,6 +27,7 @@ pub use config::{ConfigCheckError, EdgeConfig, GatewayConfig, Mode};
 pub use error::ApiError;
 
 use crate::clients::Clients;
+use crate::idempotency::{Idempotency, IdempotencyStore};
 use crate::models::ModelDirectory;
 use crate::principal::PrincipalCache;
 use crate::settle::Settler;
@@ -53,7 +55,20 @@ impl App {
             clients,
         };
         tokio::spawn(principal::watch_revocations(state.clone()));
-        let router = app::router(state, &config);
+        let store = match oneflow_runtime::redis_pool(&config.idempotency.redis)? {
+            Some(pool) => IdempotencyStore::Redis {
+                pool,
+                prefix: config.idempotency.redis.key_prefix.as_str().into(),
+                ttl: config.idempotency.ttl,
+            },
+            None => IdempotencyStore::memory(config.idempotency.ttl),
+        };
+        let idempotency = Idempotency {
+            store,
+            body_limit: config.body_limit_bytes,
+            wait: config.request_timeout,
+        };
+        let router = app::router(state, &config, idempotency);
         let listener = oneflow_runtime::bind(config.server.listen).await?;
         Ok(Self {
             listener,

@@ -126,6 +126,8 @@ async fn four_processes_on_postgres_and_redis() {
             ("ONEFLOW__AUTH__URL", a.as_str()),
             ("ONEFLOW__BILLING__URL", b.as_str()),
             ("ONEFLOW__ROUTER__URL", r.as_str()),
+            ("ONEFLOW__IDEMPOTENCY__REDIS__URL", redis.as_str()),
+            ("ONEFLOW__IDEMPOTENCY__REDIS__KEY_PREFIX", prefix.as_str()),
         ],
     )
     .await;
@@ -137,6 +139,8 @@ async fn four_processes_on_postgres_and_redis() {
             ("ONEFLOW__AUTH__URL", a2.as_str()),
             ("ONEFLOW__BILLING__URL", b.as_str()),
             ("ONEFLOW__ROUTER__URL", r.as_str()),
+            ("ONEFLOW__IDEMPOTENCY__REDIS__URL", redis.as_str()),
+            ("ONEFLOW__IDEMPOTENCY__REDIS__KEY_PREFIX", prefix.as_str()),
         ],
     )
     .await;
@@ -206,6 +210,29 @@ async fn four_processes_on_postgres_and_redis() {
 
     // --- Accounts, keys and revocation across replicas ---
     let http = reqwest::Client::new();
+
+    // An Idempotency-Key used on gateway 1 replays on gateway 2 (shared Redis).
+    let first = http
+        .post(format!("{}/v1/chat/completions", gateway.url()))
+        .bearer_auth(&key)
+        .header("idempotency-key", "across-replicas")
+        .json(&chat("mock-gpt", "once across replicas"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let second = http
+        .post(format!("{}/v1/chat/completions", gateway2.url()))
+        .bearer_auth(&key)
+        .header("idempotency-key", "across-replicas")
+        .json(&chat("mock-gpt", "once across replicas"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
     let password = "a long enough passphrase";
     let resp = http
         .post(format!("{}/v1/auth/register", gateway.url()))

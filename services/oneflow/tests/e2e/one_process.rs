@@ -163,7 +163,80 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert!(balance < 100_000, "nothing was charged: {balance}");
     assert!(records >= 5, "usage records: {records}");
 
+    // Idempotency-Key: a repeat replays, a concurrent repeat waits, a different
+    // body conflicts, and only one request is charged.
+    let before = ledger(&data).await.2;
+    let idem = |idem_key: &'static str, body: Value| {
+        api.http
+            .post(format!("{}/v1/chat/completions", api.base))
+            .bearer_auth(&api.key)
+            .header("idempotency-key", idem_key)
+            .json(&body)
+            .send()
+    };
+    let mut slow = chat("mock-gpt", "exactly once");
+    slow["metadata"] = json!({ "mock_latency_ms": "300" });
+    let (a, b) = tokio::join!(idem("idem-1", slow.clone()), idem("idem-1", slow.clone()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.status(), b.status()),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["id"], b["id"], "both callers must get the one response");
+    let again = idem("idem-1", slow.clone()).await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], a["id"]);
+    let e = error_of(idem("idem-1", chat("mock-gpt", "something else")).await.unwrap(), 422).await;
+    assert_eq!(e["code"], "idempotency_key_reused");
+    let mut streamed = chat("mock-gpt", "stream once");
+    streamed["stream"] = json!(true);
+    assert_eq!(idem("idem-2", streamed.clone()).await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    error_of(idem("idem-2", streamed).await.unwrap(), 409).await;
+    let mut after = before;
+    for _ in 0..100 {
+        after = ledger(&data).await.2;
+        if after >= before + 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        after,
+        before + 2,
+        "one charge for the repeated chat, one for the stream"
+    );
+
+    // Bodies over the limit get 413, with Content-Length and chunked.
+    // Just over the 10 MiB limit, so the whole body is on the wire before the
+    // server answers (no race with a connection reset).
+    let big = vec![b'x'; 10 * 1024 * 1024 + 4096];
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 413).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 413).await;
+
     // The billing API agrees with the ledger.
+    let (_, balance, _) = ledger(&data).await;
     let b: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
     assert_eq!(b["balance"], format!("{}.{:02}", balance / 100, balance % 100));
     let usage: Value = api.get("/v1/billing/usage?group_by=model").await.json().await.unwrap();
