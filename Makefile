@@ -1,5 +1,5 @@
 # OneFlow developer tasks. `make run` and `make test` are the README's two commands.
-.PHONY: run test lint fmt bench check
+.PHONY: run test lint fmt bench check api-fuzz
 
 run:
 	cargo run -p oneflow
@@ -18,6 +18,9 @@ check:
 	for p in oneflow-gateway oneflow-auth oneflow-billing oneflow-router oneflow-mock-provider oneflow; do \
 		cargo check -p $$p || exit 1; \
 	done
+
+api-fuzz:
+	bash scripts/schemathesis.sh
 
 bench:
 	bash bench/run.sh

@@ -92,7 +92,7 @@ pub async fn usage(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let to = q.to.unwrap_or(now);
-    let from = q.from.unwrap_or(to - 30 * 86_400);
+    let from = q.from.unwrap_or_else(|| to.saturating_sub(30 * 86_400));
     let group_by = q.group_by.unwrap_or_else(|| "day".to_owned());
     if !matches!(group_by.as_str(), "day" | "model" | "key") {
         return Err(ApiError::invalid("`group_by` must be day, model or key").param("group_by"));

@@ -435,3 +435,40 @@ pub async fn embeddings(
     .await;
     Ok(with_rate_headers(outcome, window.as_ref()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn request_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(map) = parse_object(&body) {
+                let _ = string_field(&map, "model");
+                let _ = count_field(&map, "max_tokens");
+                let _ = count_field(&map, "n");
+            }
+        }
+
+        #[test]
+        fn fields_of_any_json_type_get_a_400_naming_them(value in prop_oneof![
+            Just(serde_json::json!(null)), any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from), any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from), Just(serde_json::json!([1, "x"])), Just(serde_json::json!({"a": 1})),
+        ]) {
+            let mut map = Map::new();
+            map.insert("model".into(), value.clone());
+            map.insert("max_tokens".into(), value.clone());
+            if let Err(e) = string_field(&map, "model") {
+                prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                prop_assert_eq!(e.param.as_deref(), Some("model"));
+            }
+            match count_field(&map, "max_tokens") {
+                Ok(Some(n)) => prop_assert_eq!(Some(n), value.as_u64()),
+                Ok(None) => prop_assert!(value.is_null()),
+                Err(e) => prop_assert_eq!(e.param.as_deref(), Some("max_tokens")),
+            }
+        }
+    }
+}

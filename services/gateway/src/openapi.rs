@@ -251,9 +251,12 @@ struct Balance {
 
 #[derive(ToSchema)]
 struct UsageRow {
-    /// The group's value (a date, a model or a key id), under the `group_by` name.
-    #[schema(value_type = Object)]
-    group: Value,
+    /// The UTC date (`group_by=day`).
+    day: Option<String>,
+    /// The model (`group_by=model`).
+    model: Option<String>,
+    /// The API key id (`group_by=key`).
+    key: Option<String>,
     requests: u64,
     input_tokens: u64,
     output_tokens: u64,
@@ -400,6 +403,61 @@ fn usage() {}
 #[utoipa::path(get, path = "/v1/billing/pricing", tag = "Billing", responses((status = 200, body = PriceList)), security(("bearer" = [])))]
 fn pricing() {}
 
+/// Every operation can answer these, always with the OpenAI error body:
+/// malformed input, authentication, permissions, limits and upstream trouble.
+struct CommonErrors;
+
+const COMMON_ERRORS: &[(&str, &str)] = &[
+    (
+        "400",
+        "Malformed JSON, an invalid field (named in `param`) or query string",
+    ),
+    ("401", "Missing or invalid credential"),
+    ("403", "The credential lacks the scope or role"),
+    ("404", "Unknown model, key, user or route"),
+    ("405", "Method not allowed on this route"),
+    ("409", "Conflict (duplicate, or an Idempotency-Key still in progress)"),
+    ("413", "Body over the limit"),
+    ("415", "Unsupported content encoding"),
+    ("422", "Idempotency-Key reused with a different body"),
+    ("429", "Rate limit or quota reached; see Retry-After"),
+    ("500", "Unexpected server error (no detail is exposed)"),
+    ("502", "The upstream provider failed"),
+    ("503", "A dependency is temporarily unavailable"),
+    ("504", "Timed out"),
+];
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, description) in COMMON_ERRORS {
+                    if !op.responses.responses.contains_key(*code) {
+                        let response = ResponseBuilder::new()
+                            .description(*description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                                    .build(),
+                            )
+                            .build();
+                        op.responses.responses.insert((*code).to_owned(), response.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -423,7 +481,7 @@ impl Modify for BearerAuth {
     info(title = "OneFlow", description = "OpenAI-compatible AI gateway: model calls, accounts, keys and billing."),
     paths(chat_completions, embeddings, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
         rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     tags((name = "OpenAI", description = "OpenAI-compatible endpoints"), (name = "Auth"), (name = "Keys"), (name = "Admin"), (name = "Billing"))
 )]
 pub struct ApiDoc;
