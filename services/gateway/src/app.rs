@@ -84,7 +84,10 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(middleware::from_fn(oneflow_runtime::trace_http))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(middleware::from_fn_with_state(config.edge.hsts, edge::security_headers))
+                .layer(middleware::from_fn_with_state(
+                    config.edge.hsts || config.tls.is_some(),
+                    edge::security_headers,
+                ))
                 .option_layer(edge::cors(&config.edge))
                 // gzip/br for JSON; the default predicate skips SSE, gRPC and images.
                 .layer(CompressionLayer::new())

@@ -58,6 +58,9 @@ pub struct GatewayConfig {
     pub edge: EdgeConfig,
     /// `Idempotency-Key` storage.
     pub idempotency: IdempotencyConfig,
+    /// Terminate TLS here (certificate and key files); unset = plain HTTP
+    /// (behind a TLS-terminating ingress).
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Listen address and drain bound.
     pub server: ServerConfig,
     /// The auth service.
@@ -107,6 +110,7 @@ impl Default for GatewayConfig {
             mode: Mode::Development,
             edge: EdgeConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            tls: None,
         }
     }
 }

@@ -17,6 +17,7 @@ mod openapi;
 mod principal;
 mod settle;
 mod state;
+mod tls;
 
 use std::net::SocketAddr;
 
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigCheckError, EdgeConfig, GatewayConfig, Mode};
 pub use error::ApiError;
+pub use tls::TlsConfig;
 
 use crate::clients::Clients;
 use crate::idempotency::{Idempotency, IdempotencyStore};
@@ -39,6 +41,7 @@ pub struct App {
     router: axum::Router,
     grace: std::time::Duration,
     settler: Settler,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl App {
@@ -70,11 +73,16 @@ impl App {
         };
         let router = app::router(state, &config, idempotency);
         let listener = oneflow_runtime::bind(config.server.listen).await?;
+        let tls = match &config.tls {
+            Some(t) => Some(tls::load(t).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             grace: config.server.shutdown_grace,
             settler,
+            tls,
         })
     }
 
@@ -87,7 +95,10 @@ impl App {
     /// pending settlements, all within the configured bound.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let started = tokio::time::Instant::now();
-        oneflow_runtime::serve(self.listener, self.router, shutdown, self.grace).await?;
+        match self.tls {
+            Some(tls) => tls::serve(self.listener, self.router, tls, shutdown, self.grace).await?,
+            None => oneflow_runtime::serve(self.listener, self.router, shutdown, self.grace).await?,
+        }
         let left = self
             .grace
             .saturating_sub(started.elapsed())

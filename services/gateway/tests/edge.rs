@@ -212,3 +212,52 @@ async fn cors_answers_allowed_origins_only_and_production_refuses_a_wildcard() {
     assert!(!status.status.success());
     assert!(String::from_utf8_lossy(&status.stderr).contains("refuses `*`"));
 }
+
+#[tokio::test]
+async fn terminates_tls_itself_when_given_a_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let (a, b, r) = (closed(), closed(), closed());
+    let gw = oneflow_test_support::spawn(
+        "oneflow-gateway",
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("ONEFLOW__AUTH__URL", a.as_str()),
+            ("ONEFLOW__BILLING__URL", b.as_str()),
+            ("ONEFLOW__ROUTER__URL", r.as_str()),
+            ("ONEFLOW__TLS__CERT_FILE", cert_path.to_str().unwrap()),
+            ("ONEFLOW__TLS__KEY_FILE", key_path.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = https
+        .get(format!("https://localhost:{}/healthz", gw.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    let resp = https
+        .get(format!("https://localhost:{}/v1/models", gw.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(resp, 401).await["code"], "invalid_api_key");
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", gw.addr.port()))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+    );
+}

@@ -97,6 +97,36 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert_eq!(last["error"]["code"], "upstream_stream_error");
     assert!(!events.iter().any(|e| e == "[DONE]"));
 
+    // A client that hangs up mid-stream is still billed for what it received.
+    let mut req = chat("mock-gpt", "a b c d e f g h i j k l m n o p");
+    req["stream"] = json!(true);
+    req["metadata"] = json!({ "mock_chunk_interval_ms": "100" });
+    let mut resp = api.post("/v1/chat/completions", &req).await;
+    let billing_id = resp.headers()["x-oneflow-billing-id"].to_str().unwrap().to_owned();
+    resp.chunk().await.unwrap();
+    resp.chunk().await.unwrap();
+    drop(resp);
+    let url = format!("sqlite://{}", data.join("billing.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
+    let mut hung_up = None;
+    for _ in 0..100 {
+        hung_up = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT status, output_tokens, credits FROM usage_records WHERE request_id = $1",
+        )
+        .bind(&billing_id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if hung_up.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, output, credits) = hung_up.expect("the hung-up stream was never settled");
+    assert_eq!(status, 499);
+    assert!(output >= 1 && output < 17, "output tokens {output}");
+    assert!(credits > 0);
+
     // Embeddings and models.
     let resp = api
         .post("/v1/embeddings", &json!({ "model": "mock-embed", "input": ["a", "b"] }))
