@@ -52,14 +52,18 @@ pub(crate) enum Entry {
     Streamed {
         fingerprint: String,
     },
+    TooLarge {
+        fingerprint: String,
+    },
 }
 
 impl Entry {
     fn fingerprint(&self) -> &str {
         match self {
-            Entry::InFlight { fingerprint } | Entry::Done { fingerprint, .. } | Entry::Streamed { fingerprint } => {
-                fingerprint
-            }
+            Entry::InFlight { fingerprint }
+            | Entry::Done { fingerprint, .. }
+            | Entry::Streamed { fingerprint }
+            | Entry::TooLarge { fingerprint } => fingerprint,
         }
     }
 }
@@ -244,6 +248,11 @@ fn replay(entry: Entry) -> Response {
             "idempotency_stream_replay",
             "A streamed request with this Idempotency-Key already completed; streams are not replayed.",
         ),
+        Entry::TooLarge { .. } => conflict(
+            StatusCode::CONFLICT,
+            "idempotency_response_too_large",
+            "A request with this Idempotency-Key already completed; its response was too large to keep for replay.",
+        ),
         Entry::InFlight { .. } => conflict(
             StatusCode::CONFLICT,
             "idempotency_in_progress",
@@ -327,8 +336,17 @@ pub async fn idempotent(State(idem): State<Idempotency>, request: Request, next:
         };
     }
 
+    // Released if this future is dropped before an outcome is stored (the
+    // client hung up, the request timed out), so a retry can run.
+    let mut guard = Claim {
+        store: idem.store.clone(),
+        key: key.clone(),
+        armed: true,
+    };
     let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    if resp.status().is_server_error() {
+    if !replayable(resp.status()) {
+        // Transient outcomes (429, 402, 401/403, 5xx...) are not kept: a retry runs again.
+        guard.armed = false;
         idem.store.release(&key).await;
         return resp;
     }
@@ -337,26 +355,64 @@ pub async fn idempotent(State(idem): State<Idempotency>, request: Request, next:
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if streamed {
+        guard.armed = false;
         if idem.store.put(&key, &Entry::Streamed { fingerprint }).await.is_err() {
             tracing::warn!("idempotency store unavailable; a repeat of this stream would run again");
         }
         return resp;
     }
     let (parts, body) = resp.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
-        idem.store.release(&key).await;
-        return ApiError::internal().into_response();
+    let body = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            guard.armed = false;
+            idem.store.release(&key).await;
+            return ApiError::internal().into_response();
+        }
     };
-    let entry = Entry::Done {
-        fingerprint,
-        status: parts.status.as_u16(),
-        headers: kept_headers(&parts.headers),
-        body: STANDARD.encode(&body),
+    let entry = if body.len() <= MAX_STORED_BODY {
+        Entry::Done {
+            fingerprint,
+            status: parts.status.as_u16(),
+            headers: kept_headers(&parts.headers),
+            body: STANDARD.encode(&body),
+        }
+    } else {
+        Entry::TooLarge { fingerprint }
     };
+    guard.armed = false;
     if idem.store.put(&key, &entry).await.is_err() {
         tracing::warn!("idempotency store unavailable; a repeat of this request would run again");
     }
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Outcomes worth replaying: successes and client errors a retry would repeat.
+fn replayable(status: StatusCode) -> bool {
+    status.is_success()
+        || matches!(
+            status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::NOT_FOUND
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::UNPROCESSABLE_ENTITY
+        )
+}
+
+/// An in-flight claim, released on drop unless disarmed.
+struct Claim {
+    store: IdempotencyStore,
+    key: String,
+    armed: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.armed {
+            let (store, key) = (self.store.clone(), std::mem::take(&mut self.key));
+            tokio::spawn(async move { store.release(&key).await });
+        }
+    }
 }
 
 fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {

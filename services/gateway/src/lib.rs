@@ -66,10 +66,13 @@ impl App {
             },
             None => IdempotencyStore::memory(config.idempotency.ttl),
         };
+        // A repeat waits a little less than the request timeout, so it gets the
+        // explicit 409 rather than the timeout's 504.
+        let wait = config.request_timeout.saturating_sub(std::time::Duration::from_secs(1));
         let idempotency = Idempotency {
             store,
             body_limit: config.body_limit_bytes,
-            wait: config.request_timeout,
+            wait,
         };
         let router = app::router(state, &config, idempotency);
         let listener = oneflow_runtime::bind(config.server.listen).await?;

@@ -225,19 +225,34 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert_eq!(idem("idem-2", streamed.clone()).await.unwrap().status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     error_of(idem("idem-2", streamed).await.unwrap(), 409).await;
+    // Transient outcomes are not kept: a 402 is not replayed, the retry runs again.
+    let mut costly = chat("mock-gpt", "too costly");
+    costly["max_tokens"] = json!(1_000_000_000_000u64);
+    for _ in 0..2 {
+        let resp = idem("idem-3", costly.clone()).await.unwrap();
+        assert!(!resp.headers().contains_key("idempotent-replayed"));
+        error_of(resp, 402).await;
+    }
+    // A caller that hangs up frees its key: the retry runs at once instead of waiting.
+    let mut slow2 = chat("mock-gpt", "abandoned");
+    slow2["metadata"] = json!({ "mock_latency_ms": "400" });
+    let abandoned = tokio::time::timeout(std::time::Duration::from_millis(100), idem("idem-4", slow2.clone())).await;
+    assert!(abandoned.is_err(), "the first call should have been abandoned");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let retried = idem("idem-4", slow2).await.unwrap();
+    assert_eq!(retried.status(), 200);
+    assert!(!retried.headers().contains_key("idempotent-replayed"));
     let mut after = before;
     for _ in 0..100 {
         after = ledger(&data).await.2;
-        if after >= before + 2 {
+        if after >= before + 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        after,
-        before + 2,
-        "one charge for the repeated chat, one for the stream"
-    );
+    // One charge for the repeated chat, one for the stream, one each for the
+    // abandoned call and its retry; none for the 402s.
+    assert_eq!(after, before + 4);
 
     // Bodies over the limit get 413, with Content-Length and chunked.
     // Just over the 10 MiB limit, so the whole body is on the wire before the
