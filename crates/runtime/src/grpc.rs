@@ -75,7 +75,13 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!("request", method = %request.method(), path = %path);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!("request", method = %request.method(), path = %path, request_id = %request_id);
     oneflow_telemetry::set_parent_from_http(&span, request.headers());
     let start = Instant::now();
     let response = next.run(request).instrument(span).await;

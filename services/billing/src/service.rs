@@ -315,6 +315,7 @@ impl BillingService for BillingGrpc {
             cached_tokens: usage.cached_input_tokens,
             latency_ms: r.latency_millis,
             status: r.status,
+            client_request_id: &r.client_request_id,
         };
         let written = self
             .store

@@ -90,6 +90,8 @@ pub struct UsageRecord<'a> {
     pub latency_ms: u64,
     /// HTTP status the client got.
     pub status: u32,
+    /// The client's X-Request-Id (may be empty).
+    pub client_request_id: &'a str,
 }
 
 /// Outcome of an idempotent ledger write.
@@ -259,8 +261,8 @@ impl BillingStore {
         if record_usage {
             sqlx::query(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
-                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (request_id) DO NOTHING",
+                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at, client_request_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (request_id) DO NOTHING",
             )
             .bind(usage.request_id)
             .bind(user_id)
@@ -276,6 +278,7 @@ impl BillingStore {
             .bind(to_i64(usage.latency_ms))
             .bind(i32::try_from(usage.status).unwrap_or(0))
             .bind(now_millis())
+            .bind((!usage.client_request_id.is_empty()).then_some(usage.client_request_id))
             .execute(&mut *tx)
             .await?;
         }

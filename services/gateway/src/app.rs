@@ -91,6 +91,7 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
                 .option_layer(edge::cors(&config.edge))
                 // gzip/br for JSON; the default predicate skips SSE, gRPC and images.
                 .layer(CompressionLayer::new())
+                .layer(middleware::from_fn(edge::shape_layer_errors))
                 // Compressed request bodies are limited after decompression
                 // (the body limit sits inside this layer).
                 .layer(RequestDecompressionLayer::new()),

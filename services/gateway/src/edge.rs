@@ -74,3 +74,22 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
     h.remove(header::SERVER);
     resp
 }
+
+/// Middleware: errors produced by tower layers themselves (an unsupported
+/// `Content-Encoding` answers a bare 415) get the OpenAI error body too.
+pub async fn shape_layer_errors(request: Request, next: Next) -> Response {
+    let resp = next.run(request).await;
+    if resp.status() == axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+        && !resp.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return axum::response::IntoResponse::into_response(
+            crate::error::ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                "Unsupported Content-Encoding; send gzip, br or an uncompressed body.",
+            )
+            .code("unsupported_content_encoding"),
+        );
+    }
+    resp
+}

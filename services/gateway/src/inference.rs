@@ -227,7 +227,8 @@ pub async fn chat_completions(
         let input_estimate = bytes_len(body.len()).div_ceil(4);
         let mut pending = Pending::new(
             &state.settler,
-            Settlement::new(&billing_id, &principal, &model, Operation::Chat),
+            Settlement::new(&billing_id, &principal, &model, Operation::Chat)
+                .with_client_request_id(client_request_id(&headers)),
             input_estimate,
         );
         let request = pb::ChatRequest {
@@ -410,7 +411,8 @@ pub async fn embeddings(
     let outcome: Result<Response, ApiError> = async move {
         let pending = Pending::new(
             &state.settler,
-            Settlement::new(&billing_id, &principal, &model, Operation::Embeddings),
+            Settlement::new(&billing_id, &principal, &model, Operation::Embeddings)
+                .with_client_request_id(client_request_id(&headers)),
             bytes_len(body.len()).div_ceil(4),
         );
         let mut router = state.clients.router.clone();

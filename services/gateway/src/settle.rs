@@ -48,9 +48,20 @@ pub struct Settlement {
     pub started: Instant,
     /// Status the client got.
     pub status: u16,
+    /// The client's X-Request-Id.
+    pub client_request_id: String,
+    /// Safe-to-log key prefix.
+    pub key_prefix: String,
 }
 
 impl Settlement {
+    /// Records the client's X-Request-Id.
+    #[must_use]
+    pub fn with_client_request_id(mut self, id: String) -> Self {
+        self.client_request_id = id;
+        self
+    }
+
     /// A settlement for `principal`'s request with no usage yet.
     pub fn new(request_id: &str, principal: &Principal, model: &str, operation: Operation) -> Self {
         Self {
@@ -64,6 +75,8 @@ impl Settlement {
             usage: Usage::default(),
             started: Instant::now(),
             status: 200,
+            client_request_id: String::new(),
+            key_prefix: principal.key_prefix.clone(),
         }
     }
 }
@@ -168,6 +181,21 @@ impl Settler {
 
     /// Settles in the background.
     pub fn settle(&self, s: Settlement) {
+        // One line per billed request: who, what, where, how much (no secrets).
+        tracing::info!(
+            request_id = %s.client_request_id,
+            billing_id = %s.request_id,
+            user_id = %s.user_id,
+            key = %s.key_prefix,
+            model = %s.model,
+            provider = %s.provider,
+            deployment = %s.deployment,
+            input_tokens = s.usage.input_tokens,
+            output_tokens = s.usage.output_tokens,
+            status = s.status,
+            latency_ms = u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "model call"
+        );
         let billing = self.billing.clone();
         let policy = self.policy.clone();
         self.tracker.spawn(async move {
@@ -183,6 +211,7 @@ impl Settler {
                 usage: Some(s.usage),
                 latency_millis: u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 status: u32::from(s.status),
+                client_request_id: s.client_request_id.clone(),
             };
             let result = oneflow_resilience::retry(&policy, |_| {
                 let mut billing = billing.clone();

@@ -161,6 +161,17 @@ async fn backends_down_degrade_to_clear_errors() {
         .unwrap();
     assert_eq!(resp.headers()["content-encoding"], "gzip");
 
+    // An unsupported Content-Encoding is a 415 in OpenAI's shape.
+    let resp = http
+        .post(url("/v1/auth/login"))
+        .header("content-encoding", "compress")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(resp, 415).await["code"], "unsupported_content_encoding");
+
     // The Authorization header never reaches the logs.
     assert!(!gw.logs().contains("ofk_whatever"));
 }

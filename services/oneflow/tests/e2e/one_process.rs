@@ -97,6 +97,40 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert_eq!(last["error"]["code"], "upstream_stream_error");
     assert!(!events.iter().any(|e| e == "[DONE]"));
 
+    // The client's request id reaches the logs and the usage record.
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("x-request-id", "e2e-req-42")
+        .json(&chat("mock-gpt", "trace me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "e2e-req-42");
+    let traced_billing_id = resp.headers()["x-oneflow-billing-id"].to_str().unwrap().to_owned();
+    let url = format!("sqlite://{}", data.join("billing.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        found =
+            sqlx::query_as::<_, (Option<String>,)>("SELECT client_request_id FROM usage_records WHERE request_id = $1")
+                .bind(&traced_billing_id)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(found.and_then(|r| r.0).as_deref(), Some("e2e-req-42"));
+    let logged = svc
+        .logs()
+        .lines()
+        .any(|l| l.contains("\"model call\"") && l.contains("e2e-req-42") && l.contains("mock-gpt"));
+    assert!(logged, "no 'model call' log line with the request id");
+
     // A client that hangs up mid-stream is still billed for what it received.
     let mut req = chat("mock-gpt", "a b c d e f g h i j k l m n o p");
     req["stream"] = json!(true);
@@ -106,8 +140,6 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     resp.chunk().await.unwrap();
     resp.chunk().await.unwrap();
     drop(resp);
-    let url = format!("sqlite://{}", data.join("billing.db").display());
-    let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
     let mut hung_up = None;
     for _ in 0..100 {
         hung_up = sqlx::query_as::<_, (i64, i64, i64)>(
