@@ -60,3 +60,10 @@ fn parse_kv(raw: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected key=value, got `{raw}`"))
 }
+
+/// Writes command output (`check-config`, `bootstrap-admin`, …) to stdout;
+/// logs go to stderr, so the two never mix.
+#[expect(clippy::print_stdout, reason = "command output is the point")]
+pub fn emit(text: &str) {
+    println!("{text}");
+}

@@ -13,7 +13,7 @@ mod redis_pool;
 mod serve;
 mod shutdown;
 
-pub use cli::{Cli, Command, NoExtra};
+pub use cli::{Cli, Command, NoExtra, emit};
 pub use config::{ConfigError, Secret, ServerConfig, load_config};
 pub use db::{DatabaseConfig, DbError, connect_database, is_postgres};
 pub use grpc::{GrpcClientConfig, Readiness, TracedChannel, internal_router, lazy_channel, trace_http};

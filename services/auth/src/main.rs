@@ -1,7 +1,7 @@
 //! `oneflow-auth`: wires configuration, telemetry and the service together.
 use clap::Parser as _;
 use oneflow_auth::{App, AuthConfig, AuthStore};
-use oneflow_runtime::{Cli, Command};
+use oneflow_runtime::{Cli, Command, emit};
 
 /// Auth-specific subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -45,10 +45,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Command output goes to stdout (logs go to stderr).
-#[expect(clippy::print_stdout, reason = "command output")]
-fn emit(text: &str) {
-    println!("{text}");
 }

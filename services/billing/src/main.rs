@@ -1,7 +1,7 @@
 //! `oneflow-billing`: wires configuration, telemetry and the service together.
 use clap::Parser as _;
 use oneflow_billing::{App, BillingConfig, BillingStore, EntryKind, parse_credits};
-use oneflow_runtime::{Cli, Command};
+use oneflow_runtime::{Cli, Command, emit};
 
 /// Billing-specific subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -55,10 +55,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Command output goes to stdout (logs go to stderr).
-#[expect(clippy::print_stdout, reason = "command output")]
-fn emit(text: &str) {
-    println!("{text}");
 }

@@ -2,7 +2,7 @@
 //! scripted latency, errors and stream cuts, for tests, demos and benchmarks.
 use clap::Parser as _;
 use oneflow_mock_provider::{MockConfig, MockState, router};
-use oneflow_runtime::{Cli, Command, ServerConfig};
+use oneflow_runtime::{Cli, Command, ServerConfig, emit};
 use oneflow_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 
@@ -50,10 +50,4 @@ async fn main() -> anyhow::Result<()> {
         Command::Extra(never) => match never {},
     }
     Ok(())
-}
-
-/// Command output goes to stdout (logs go to stderr).
-#[expect(clippy::print_stdout, reason = "command output")]
-fn emit(text: &str) {
-    println!("{text}");
 }

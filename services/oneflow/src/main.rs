@@ -1,7 +1,7 @@
 //! `oneflow`: the whole gateway in one process (see the crate docs).
 use clap::Parser as _;
 use oneflow::OneflowConfig;
-use oneflow_runtime::{Cli, Command, NoExtra};
+use oneflow_runtime::{Cli, Command, NoExtra, emit};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -30,10 +30,4 @@ async fn main() -> anyhow::Result<()> {
         Command::Extra(never) => match never {},
     }
     Ok(())
-}
-
-/// Operator output goes to stdout (logs go to stderr).
-#[expect(clippy::print_stdout, reason = "operator output")]
-fn emit(text: &str) {
-    println!("{text}");
 }

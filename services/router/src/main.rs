@@ -1,7 +1,7 @@
 //! `oneflow-router`: wires configuration, telemetry and the service together.
 use clap::Parser as _;
 use oneflow_router::{App, Catalog, RouterConfig};
-use oneflow_runtime::{Cli, Command, NoExtra};
+use oneflow_runtime::{Cli, Command, NoExtra, emit};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,10 +25,4 @@ async fn main() -> anyhow::Result<()> {
         Command::Extra(never) => match never {},
     }
     Ok(())
-}
-
-/// Command output goes to stdout (logs go to stderr).
-#[expect(clippy::print_stdout, reason = "command output")]
-fn emit(text: &str) {
-    println!("{text}");
 }
