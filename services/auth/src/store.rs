@@ -17,7 +17,7 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query failed.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     /// A stored row does not parse (corruption or a newer schema).
     #[error("stored data is invalid: {0}")]

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::BillingConfig;
 pub use counters::{CounterError, Counters, Reserve, WindowStatus};
 pub use limits::{LimitKind, LimitPlan, LimitsConfig, SettlePlan, plan, settle_plan};
-pub use pricing::{ModelPrice, PriceBook, PriceError, PricingConfig, charge_cents, format_cents, parse_credits};
+pub use pricing::{
+    ModelPrice, PriceBook, PriceError, PriceVersion, PricingConfig, charge_cents, format_cents, parse_credits,
+};
 pub use service::BillingGrpc;
 pub use store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord, Written};
 
@@ -52,13 +54,15 @@ pub async fn grpc(config: &BillingConfig) -> anyhow::Result<BillingGrpc> {
     if config.auto_migrate {
         store.migrate().await?;
     }
-    Ok(BillingGrpc::new(
+    let grpc = BillingGrpc::new(
         store,
         counters(config)?,
         PriceBook::new(&config.pricing),
         config.reservation_ttl,
         config.limits.clone(),
-    ))
+    );
+    grpc.reload_prices().await;
+    Ok(grpc)
 }
 
 impl App {
@@ -72,6 +76,7 @@ impl App {
             loop {
                 tick.tick().await;
                 sweeper.sweep_expired().await;
+                sweeper.reload_prices().await;
             }
         });
         let store = BillingStore::connect(&config.database).await?;

@@ -3,6 +3,7 @@
 //! up to the next hundredth of a credit, so it is never zero for real usage and
 //! a worst-case reservation always covers the real charge.
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -56,37 +57,77 @@ pub enum PriceError {
     Overflow,
 }
 
-/// Prices by model, ready for lookups on the hot path.
+/// A price and the instant (Unix ms) it takes effect.
+pub type PriceVersion = (i64, ModelPrice);
+
+/// Prices by model, each a list of versions by effective date, ready for
+/// lookups on the hot path. Shared by clones; admins' edits land in all of them.
 #[derive(Debug, Clone)]
 pub struct PriceBook {
     credits_per_usd: Decimal,
-    by_model: HashMap<String, ModelPrice>,
+    by_model: Arc<RwLock<HashMap<String, Vec<PriceVersion>>>>,
 }
 
 const MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
 impl PriceBook {
-    /// Indexes the configured prices.
+    /// The configured prices, effective since forever.
     pub fn new(config: &PricingConfig) -> Self {
-        let by_model = config.models.iter().map(|p| (p.model.clone(), p.clone())).collect();
+        let by_model = config
+            .models
+            .iter()
+            .map(|p| (p.model.clone(), vec![(0, p.clone())]))
+            .collect();
         Self {
             credits_per_usd: config.credits_per_usd,
-            by_model,
+            by_model: Arc::new(RwLock::new(by_model)),
         }
     }
 
-    /// Every configured price.
-    pub fn prices(&self) -> impl Iterator<Item = &ModelPrice> {
-        self.by_model.values()
+    /// Adds versions (from the database); later effective dates win at their time.
+    pub fn merge(&self, versions: impl IntoIterator<Item = PriceVersion>) {
+        if let Ok(mut map) = self.by_model.write() {
+            for (from, price) in versions {
+                let list = map.entry(price.model.clone()).or_default();
+                list.retain(|(f, _)| *f != from);
+                list.push((from, price));
+                list.sort_by_key(|(f, _)| *f);
+            }
+        }
     }
 
-    /// The charge for `usage` of `model`, in hundredths of a credit.
+    /// The price of `model` in effect at `at` (Unix ms).
+    pub fn price_at(&self, model: &str, at: i64) -> Option<PriceVersion> {
+        let map = self.by_model.read().ok()?;
+        map.get(model)?.iter().rev().find(|(from, _)| *from <= at).cloned()
+    }
+
+    /// Every model's price in effect at `at`, and any version scheduled after it.
+    pub fn prices(&self, at: i64) -> Vec<PriceVersion> {
+        let Ok(map) = self.by_model.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<PriceVersion> = map
+            .values()
+            .flat_map(|versions| {
+                let current = versions.iter().rev().find(|(from, _)| *from <= at).cloned();
+                current
+                    .into_iter()
+                    .chain(versions.iter().filter(|(from, _)| *from > at).cloned())
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.model.cmp(&b.1.model).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The charge for `usage` of `model` at the price in effect now, in
+    /// hundredths of a credit. A charge is stored as an amount, so later
+    /// price changes never alter it.
     pub fn charge_cents(&self, model: &str, usage: &Usage) -> Result<i64, PriceError> {
-        let price = self
-            .by_model
-            .get(model)
+        let (_, price) = self
+            .price_at(model, crate::store::now_millis())
             .ok_or_else(|| PriceError::NotPriced(model.to_owned()))?;
-        charge_cents(price, usage, self.credits_per_usd)
+        charge_cents(&price, usage, self.credits_per_usd)
     }
 }
 
@@ -161,6 +202,24 @@ mod tests {
             1
         );
         assert_eq!(charge_cents(&price(), &usage(0, 0, 0), Decimal::from(100)).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_scheduled_price_applies_from_its_date_only() {
+        let book = PriceBook::new(&PricingConfig {
+            credits_per_usd: Decimal::from(100),
+            models: vec![price()],
+        });
+        let mut dearer = price();
+        dearer.input_per_million = Decimal::from(1);
+        book.merge([(1_000, dearer)]);
+        assert_eq!(
+            book.price_at("m", 999).unwrap().1.input_per_million,
+            Decimal::new(15, 2)
+        );
+        assert_eq!(book.price_at("m", 1_000).unwrap().1.input_per_million, Decimal::from(1));
+        assert_eq!(book.prices(500).len(), 2, "current and scheduled");
+        assert!(book.price_at("other", 0).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::counters::{Counters, Reserve};
 use crate::limits::{self, LimitKind, LimitsConfig};
-use crate::pricing::{PriceBook, PriceError, format_cents, parse_credits};
+use crate::pricing::{ModelPrice, PriceBook, PriceError, format_cents, parse_credits};
 use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageGroup, UsageRecord, now_millis};
 
 /// gRPC implementation of the billing service.
@@ -51,6 +51,19 @@ fn counter_status(e: &crate::counters::CounterError) -> Status {
     tracing::error!(error = %e, "billing counters");
     metrics::counter!("oneflow_billing_counter_errors_total").increment(1);
     Status::unavailable("billing counters unavailable")
+}
+
+fn price_proto(from: i64, p: &ModelPrice) -> pb::Price {
+    pb::Price {
+        model: p.model.clone(),
+        deployment: String::new(),
+        input_per_million: p.input_per_million.to_string(),
+        output_per_million: p.output_per_million.to_string(),
+        cached_input_per_million: p.cached_input_per_million.unwrap_or(p.input_per_million).to_string(),
+        per_million_characters: String::new(),
+        per_audio_second: String::new(),
+        effective_from_millis: from,
+    }
 }
 
 fn required(value: &str, field: &str) -> Result<(), Status> {
@@ -122,6 +135,14 @@ impl BillingGrpc {
             reservation_ttl,
             limits: Arc::new(limits),
             user_credit_cap,
+        }
+    }
+
+    /// Reloads price versions from the database (edits made through other replicas).
+    pub async fn reload_prices(&self) {
+        match self.store.load_prices().await {
+            Ok(versions) => self.prices.merge(versions),
+            Err(e) => tracing::warn!(error = %e, "cannot reload prices"),
         }
     }
 
@@ -421,25 +442,52 @@ impl BillingService for BillingGrpc {
     ) -> Result<Response<pb::ListPricesResponse>, Status> {
         let prices = self
             .prices
-            .prices()
-            .map(|p| pb::Price {
-                model: p.model.clone(),
-                deployment: String::new(),
-                input_per_million: p.input_per_million.to_string(),
-                output_per_million: p.output_per_million.to_string(),
-                cached_input_per_million: p.cached_input_per_million.unwrap_or(p.input_per_million).to_string(),
-                per_million_characters: String::new(),
-                per_audio_second: String::new(),
-                effective_from_millis: 0,
-            })
+            .prices(now_millis())
+            .into_iter()
+            .map(|(from, p)| price_proto(from, &p))
             .collect();
         Ok(Response::new(pb::ListPricesResponse { prices }))
     }
 
-    async fn upsert_price(&self, _request: Request<pb::UpsertPriceRequest>) -> Result<Response<pb::Price>, Status> {
-        Err(Status::unimplemented(
-            "UpsertPrice is not available in this OneFlow version",
-        ))
+    async fn upsert_price(&self, request: Request<pb::UpsertPriceRequest>) -> Result<Response<pb::Price>, Status> {
+        let r = request.into_inner();
+        let p = r.price.ok_or_else(|| Status::invalid_argument("price is required"))?;
+        required(&p.model, "model")?;
+        let decimal = |raw: &str, field: &str| -> Result<rust_decimal::Decimal, Status> {
+            raw.trim()
+                .parse::<rust_decimal::Decimal>()
+                .ok()
+                .filter(|d| !d.is_sign_negative())
+                .ok_or_else(|| Status::invalid_argument(format!("{field} must be a non-negative decimal")))
+        };
+        let price = ModelPrice {
+            model: p.model.clone(),
+            input_per_million: decimal(&p.input_per_million, "input_per_million")?,
+            output_per_million: decimal(&p.output_per_million, "output_per_million")?,
+            cached_input_per_million: match p.cached_input_per_million.trim() {
+                "" => None,
+                raw => Some(decimal(raw, "cached_input_per_million")?),
+            },
+        };
+        let now = now_millis();
+        let from = if p.effective_from_millis == 0 {
+            now
+        } else {
+            p.effective_from_millis
+        };
+        if from < now - 60_000 {
+            return Err(Status::invalid_argument(
+                "effective_from cannot be in the past: charges already made keep their price",
+            ));
+        }
+        let actor = (!r.actor_user_id.is_empty()).then_some(r.actor_user_id.as_str());
+        self.store
+            .upsert_price(from, &price, actor)
+            .await
+            .map_err(store_status)?;
+        self.prices.merge([(from, price.clone())]);
+        tracing::info!(model = %price.model, effective_from = from, "price version stored");
+        Ok(Response::new(price_proto(from, &price)))
     }
 
     async fn get_usage(&self, request: Request<pb::GetUsageRequest>) -> Result<Response<pb::GetUsageResponse>, Status> {

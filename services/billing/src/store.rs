@@ -16,7 +16,7 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query failed.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
 }
 
@@ -304,6 +304,60 @@ impl BillingStore {
             actor_user_id: None,
         })
         .await
+    }
+
+    /// Stores a price version (replacing one with the same model and date).
+    pub async fn upsert_price(
+        &self,
+        from: i64,
+        price: &crate::pricing::ModelPrice,
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO prices (model, effective_from, input_per_million, output_per_million, cached_input_per_million, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (model, effective_from) DO UPDATE SET \
+             input_per_million = excluded.input_per_million, output_per_million = excluded.output_per_million, \
+             cached_input_per_million = excluded.cached_input_per_million, created_by = excluded.created_by, created_at = excluded.created_at",
+        )
+        .bind(&price.model)
+        .bind(from)
+        .bind(price.input_per_million.to_string())
+        .bind(price.output_per_million.to_string())
+        .bind(price.cached_input_per_million.map(|d| d.to_string()))
+        .bind(actor)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every stored price version (rows that do not parse are skipped and logged).
+    pub async fn load_prices(&self) -> Result<Vec<crate::pricing::PriceVersion>, StoreError> {
+        let rows: Vec<(String, i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT model, effective_from, input_per_million, output_per_million, cached_input_per_million FROM prices",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(model, from, input, output, cached)| {
+                let parsed = (|| {
+                    Some(crate::pricing::ModelPrice {
+                        model: model.clone(),
+                        input_per_million: input.parse().ok()?,
+                        output_per_million: output.parse().ok()?,
+                        cached_input_per_million: match cached {
+                            Some(c) => Some(c.parse().ok()?),
+                            None => None,
+                        },
+                    })
+                })();
+                if parsed.is_none() {
+                    tracing::error!(%model, "stored price does not parse; skipped");
+                }
+                parsed.map(|p| (from, p))
+            })
+            .collect())
     }
 
     /// Sum of all ledger amounts of an account (equals its balance; for audits and tests).

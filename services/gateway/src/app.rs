@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -57,6 +57,7 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
         .route("/v1/billing/balance", get(billing_api::balance))
         .route("/v1/billing/usage", get(billing_api::usage))
         .route("/v1/billing/pricing", get(billing_api::pricing))
+        .route("/v1/admin/pricing/{model}", put(billing_api::update_price))
         .route_layer(middleware::from_fn_with_state(state.clone(), principal::authenticate));
     // Routes that take no bearer credential.
     let public = axum::Router::new()

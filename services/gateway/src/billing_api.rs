@@ -150,11 +150,73 @@ pub async fn pricing(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
                 "output_per_million": p.output_per_million,
                 "cached_input_per_million": p.cached_input_per_million,
                 "currency": "USD",
+                "effective_from": p.effective_from_millis / 1000,
             })
         })
         .collect();
-    data.sort_by(|a, b| a["model"].as_str().cmp(&b["model"].as_str()));
+    data.sort_by(|a, b| {
+        a["model"]
+            .as_str()
+            .cmp(&b["model"].as_str())
+            .then(a["effective_from"].as_i64().cmp(&b["effective_from"].as_i64()))
+    });
     Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceBody {
+    /// USD per 1M input tokens, a decimal string.
+    input_per_million: String,
+    /// USD per 1M output tokens.
+    output_per_million: String,
+    /// USD per 1M cached input tokens (default: the input price).
+    #[serde(default)]
+    cached_input_per_million: Option<String>,
+    /// Unix seconds; default now. Past dates are refused.
+    #[serde(default)]
+    effective_from: Option<i64>,
+}
+
+/// `PUT /v1/admin/pricing/{model}`: a new price version for `model`.
+pub async fn update_price(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "This endpoint is for administrators.",
+        )
+        .code("insufficient_permissions"));
+    }
+    let body = body.map_err(|_| ApiError::invalid("Could not read the request body."))?;
+    let b: PriceBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("Invalid JSON body: {e}")))?;
+    let mut billing = state.clients.billing.clone();
+    let p = billing
+        .upsert_price(state.clients.billing_request(pb::UpsertPriceRequest {
+            price: Some(pb::Price {
+                model,
+                input_per_million: b.input_per_million,
+                output_per_million: b.output_per_million,
+                cached_input_per_million: b.cached_input_per_million.unwrap_or_default(),
+                effective_from_millis: b.effective_from.map_or(0, |s| s.saturating_mul(1000)),
+                ..pb::Price::default()
+            }),
+            actor_user_id: principal.user_id.clone(),
+        }))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(Json(json!({
+        "object": "price", "model": p.model, "input_per_million": p.input_per_million,
+        "output_per_million": p.output_per_million, "cached_input_per_million": p.cached_input_per_million,
+        "currency": "USD", "effective_from": p.effective_from_millis / 1000,
+    })))
 }
 
 #[derive(Deserialize)]

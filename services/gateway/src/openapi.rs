@@ -282,6 +282,18 @@ struct Price {
     output_per_million: String,
     cached_input_per_million: String,
     currency: String,
+    /// Unix seconds from which this version applies.
+    effective_from: i64,
+}
+
+#[derive(ToSchema)]
+#[schema(example = json!({"input_per_million": "0.20", "output_per_million": "0.80"}))]
+struct PriceUpdate {
+    input_per_million: String,
+    output_per_million: String,
+    cached_input_per_million: Option<String>,
+    /// Unix seconds; default now; past dates are refused.
+    effective_from: Option<i64>,
 }
 
 #[derive(ToSchema)]
@@ -403,6 +415,11 @@ fn usage() {}
 #[utoipa::path(get, path = "/v1/billing/pricing", tag = "Billing", responses((status = 200, body = PriceList)), security(("bearer" = [])))]
 fn pricing() {}
 
+#[utoipa::path(put, path = "/v1/admin/pricing/{model}", tag = "Admin", params(("model" = String, Path)), request_body = PriceUpdate,
+    responses((status = 200, description = "The stored price version", body = Price), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse)),
+    security(("bearer" = [])))]
+fn update_price() {}
+
 /// Every operation can answer these, always with the OpenAI error body:
 /// malformed input, authentication, permissions, limits and upstream trouble.
 struct CommonErrors;
@@ -480,7 +497,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "OneFlow", description = "OpenAI-compatible AI gateway: model calls, accounts, keys and billing."),
     paths(chat_completions, embeddings, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
-        rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing),
+        rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing, update_price),
     modifiers(&BearerAuth, &CommonErrors),
     tags((name = "OpenAI", description = "OpenAI-compatible endpoints"), (name = "Auth"), (name = "Keys"), (name = "Admin"), (name = "Billing"))
 )]

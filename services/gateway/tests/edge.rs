@@ -114,6 +114,7 @@ async fn backends_down_degrade_to_clear_errors() {
         ("/v1/billing/balance", "get"),
         ("/v1/billing/usage", "get"),
         ("/v1/billing/pricing", "get"),
+        ("/v1/admin/pricing/{model}", "put"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

@@ -335,7 +335,69 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     );
     error_of(api.get("/v1/billing/usage?group_by=week").await, 400).await;
 
+    // Admins edit prices: a new version applies now, a scheduled one later, and
+    // past charges keep their amounts.
+    let put = |body: Value| {
+        api.http
+            .put(format!("{}/v1/admin/pricing/mock-gpt-mini", api.base))
+            .bearer_auth(&api.key)
+            .json(&body)
+            .send()
+    };
+    let resp = put(json!({ "input_per_million": "10000", "output_per_million": "10000" }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let later = 4_102_444_800i64; // 2100-01-01
+    assert_eq!(
+        put(json!({ "input_per_million": "1", "output_per_million": "1", "effective_from": later }))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    error_of(
+        put(json!({ "input_per_million": "-1", "output_per_million": "1" }))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    error_of(
+        put(json!({ "input_per_million": "1", "output_per_million": "1", "effective_from": 1 }))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    let listed: Value = api.get("/v1/billing/pricing").await.json().await.unwrap();
+    let mini: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["model"] == "mock-gpt-mini")
+        .collect();
+    assert_eq!(mini.len(), 2, "current and scheduled: {listed}");
+    assert_eq!(mini[0]["input_per_million"], "10000");
+    assert_eq!(mini[1]["effective_from"], later);
+    let before_price = ledger(&data).await.1;
+    let mut priced = chat("mock-gpt-mini", "priced anew");
+    priced["max_tokens"] = json!(5);
+    let resp = api.post("/v1/chat/completions", &priced).await;
+    assert_eq!(resp.status(), 200);
+    let mut charged = 0;
+    for _ in 0..100 {
+        charged = before_price - ledger(&data).await.1;
+        if charged > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // 1 credit per token now: the few tokens of this call cost whole credits.
+    assert!(charged >= 500, "charged {charged} hundredths at the new price");
+
     // Admin grants are idempotent per key.
+    let b: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
     let me: Value = api.get("/v1/auth/me").await.json().await.unwrap();
     let admin_id = me["id"].as_str().unwrap().to_owned();
     for _ in 0..2 {
