@@ -417,6 +417,7 @@ impl AuthService for AuthGrpc {
             &actor.request_id,
         )
         .await;
+        metrics::counter!("oneflow_funnel_total", "step" => "user_registered").increment(1);
         Ok(Response::new(user_proto(&user)))
     }
 
@@ -618,6 +619,16 @@ impl AuthService for AuthGrpc {
             &acting.request_id,
         )
         .await;
+        if self
+            .inner
+            .store
+            .list_keys(&owner.id)
+            .await
+            .map(|k| k.len() == 1)
+            .unwrap_or(false)
+        {
+            metrics::counter!("oneflow_funnel_total", "step" => "first_key_created").increment(1);
+        }
         Ok(Response::new(pb::CreatedApiKey {
             key: Some(key_proto(&key)),
             secret,

@@ -368,8 +368,19 @@ impl BillingService for BillingGrpc {
                 .increment(u64::try_from(charge).unwrap_or(0));
             metrics::counter!("oneflow_tokens_total", "model" => r.model.clone(), "provider" => r.provider.clone(), "direction" => "input")
                 .increment(usage.input_tokens);
-            metrics::counter!("oneflow_tokens_total", "model" => r.model, "provider" => r.provider, "direction" => "output")
+            metrics::counter!("oneflow_tokens_total", "model" => r.model.clone(), "provider" => r.provider.clone(), "direction" => "output")
                 .increment(usage.output_tokens);
+            let status_class = match r.status {
+                200..=299 => "2xx",
+                499 => "client_closed",
+                400..=498 => "4xx",
+                _ => "5xx",
+            };
+            metrics::counter!("oneflow_billed_requests_total", "provider" => r.provider, "status" => status_class)
+                .increment(1);
+            #[expect(clippy::cast_precision_loss, reason = "a metric, not money")]
+            let credits = charge as f64 / 100.0;
+            metrics::histogram!("oneflow_cost_per_request_credits", "model" => r.model).record(credits);
         }
         Ok(Response::new(pb::SettleResponse {
             charged_credits: format_cents(charge),

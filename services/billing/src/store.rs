@@ -198,6 +198,18 @@ impl BillingStore {
     pub async fn append(&self, entry: &NewEntry<'_>) -> Result<Written, StoreError> {
         let mut tx = self.pool.begin().await?;
         let written = append_in(&mut tx, entry).await?;
+        if entry.kind == EntryKind::TopUp && !written.duplicate {
+            let first =
+                sqlx::query("UPDATE accounts SET first_top_up_at = $1 WHERE user_id = $2 AND first_top_up_at IS NULL")
+                    .bind(now_millis())
+                    .bind(entry.user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if first == 1 {
+                metrics::counter!("oneflow_funnel_total", "step" => "first_top_up").increment(1);
+            }
+        }
         tx.commit().await?;
         Ok(written)
     }
@@ -281,6 +293,19 @@ impl BillingStore {
             .bind((!usage.client_request_id.is_empty()).then_some(usage.client_request_id))
             .execute(&mut *tx)
             .await?;
+            if (200..300).contains(&usage.status) {
+                let first = sqlx::query(
+                    "UPDATE accounts SET first_request_at = $1 WHERE user_id = $2 AND first_request_at IS NULL",
+                )
+                .bind(now_millis())
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if first == 1 {
+                    metrics::counter!("oneflow_funnel_total", "step" => "first_successful_request").increment(1);
+                }
+            }
         }
         tx.commit().await?;
         Ok(written)

@@ -420,6 +420,24 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     };
     assert_eq!(cents(&after) - cents(&b), 500, "granted twice? {after}");
 
+    // Business metrics: the funnel, billed requests by provider and status, cost per request.
+    let metrics = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "oneflow_funnel_total{step=\"first_successful_request\"} 1",
+        "oneflow_funnel_total{step=\"first_top_up\"} 1",
+        "oneflow_billed_requests_total{provider=\"mock\",status=\"2xx\"}",
+        "oneflow_cost_per_request_credits_count{model=\"mock-gpt\"}",
+        "oneflow_credits_consumed_total{model=\"mock-gpt\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
+    assert!(!metrics.contains(&admin_id), "a user id reached a metric label");
+
     // A restart keeps the admin and does not mint a new key.
     svc.terminate();
     let mut svc = svc;
