@@ -23,6 +23,9 @@ pub struct BillingConfig {
     /// How long a reservation waits for its settlement.
     #[serde(with = "humantime_serde")]
     pub reservation_ttl: Duration,
+    /// Usage records older than this are deleted (the ledger is kept); 0 keeps them all.
+    #[serde(with = "humantime_serde")]
+    pub usage_retention: Duration,
     /// How often reservations that expired unsettled are turned into charges.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
@@ -48,6 +51,7 @@ impl Default for BillingConfig {
             pricing: PricingConfig::default(),
             limits: LimitsConfig::default(),
             sweep_interval: Duration::from_secs(30),
+            usage_retention: Duration::from_secs(90 * 24 * 3600),
             telemetry: TelemetryConfig::default(),
         }
     }

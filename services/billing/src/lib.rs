@@ -71,12 +71,14 @@ impl App {
         let grpc = grpc(&config).await?;
         let sweeper = grpc.clone();
         let every = config.sweep_interval;
+        let retention = config.usage_retention;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 sweeper.sweep_expired().await;
                 sweeper.reload_prices().await;
+                sweeper.prune_usage(retention).await;
             }
         });
         let store = BillingStore::connect(&config.database).await?;

@@ -138,6 +138,28 @@ impl BillingGrpc {
         }
     }
 
+    /// Deletes usage records past `retention` (a bounded batch per call);
+    /// returns how many.
+    pub async fn prune_usage(&self, retention: Duration) -> u64 {
+        if retention.is_zero() {
+            return 0;
+        }
+        let before = now_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match self.store.prune_usage(before, 10_000).await {
+            Ok(n) => {
+                if n > 0 {
+                    metrics::counter!("oneflow_billing_usage_pruned_total").increment(n);
+                    tracing::info!(deleted = n, "usage records past retention deleted");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "usage retention failed");
+                0
+            }
+        }
+    }
+
     /// Reloads price versions from the database (edits made through other replicas).
     pub async fn reload_prices(&self) {
         match self.store.load_prices().await {

@@ -331,6 +331,21 @@ impl BillingStore {
         .await
     }
 
+    /// Deletes up to `batch` usage records created before `before` (retention);
+    /// returns how many. The ledger is never pruned: balances stay derivable.
+    pub async fn prune_usage(&self, before: i64, batch: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM usage_records WHERE request_id IN \
+             (SELECT request_id FROM usage_records WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done)
+    }
+
     /// Stores a price version (replacing one with the same model and date).
     pub async fn upsert_price(
         &self,

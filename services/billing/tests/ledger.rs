@@ -237,3 +237,33 @@ async fn an_unsettled_reservation_expires_into_a_charge_corrected_by_a_late_sett
         billing.authorize(authorize(&user, "x2", 7)).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn usage_records_past_retention_are_deleted_and_the_ledger_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = BillingConfig {
+        pricing: pricing(),
+        ..BillingConfig::default()
+    };
+    cfg.database.url = Secret::new(format!("sqlite://{}", dir.path().join("r.db").display()));
+    let billing = oneflow_billing::grpc(&cfg).await.unwrap();
+    let store = oneflow_billing::BillingStore::connect(&cfg.database).await.unwrap();
+    let user = uuid::Uuid::new_v4().to_string();
+    billing
+        .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+        .await
+        .unwrap();
+    billing.authorize(authorize(&user, "old", 1)).await.unwrap();
+    billing.settle(settle(&user, "old", 1)).await.unwrap();
+    assert_eq!(store.usage_count(&user).await.unwrap(), 1);
+    // Nothing is old enough under a long retention; everything is under a 1 ms one.
+    assert_eq!(billing.prune_usage(std::time::Duration::from_secs(3600)).await, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(billing.prune_usage(std::time::Duration::from_millis(1)).await, 1);
+    assert_eq!(store.usage_count(&user).await.unwrap(), 0);
+    assert_eq!(
+        store.ledger_sum(&user).await.unwrap(),
+        store.balance(&user).await.unwrap()
+    );
+    assert_eq!(store.balance(&user).await.unwrap(), 900);
+}
