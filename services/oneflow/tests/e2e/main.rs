@@ -9,6 +9,7 @@
 
 mod client;
 mod distributed;
+mod grpc;
 mod one_process;
 mod sdk;
 mod shutdown;

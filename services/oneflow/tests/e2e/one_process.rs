@@ -312,6 +312,42 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
         .unwrap();
     error_of(resp, 413).await;
 
+    // A compressed body is limited after decompression: 10 KiB of gzip that
+    // inflates past 10 MiB is refused; a small gzip body is accepted.
+    let gzip = |bytes: &[u8]| {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    };
+    let bomb = gzip(&vec![b' '; 11 * 1024 * 1024]);
+    assert!(bomb.len() < 64 * 1024);
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    error_of(resp, 413).await;
+    let small = gzip(serde_json::to_string(&chat("mock-gpt", "zipped")).unwrap().as_bytes());
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(small)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert!(resp.headers().contains_key("content-security-policy"));
+
     // The billing API agrees with the ledger.
     let (_, balance, _) = ledger(&data).await;
     let b: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
