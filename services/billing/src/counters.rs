@@ -149,10 +149,27 @@ if not amount then return -2 end
 return tonumber(amount)
 ";
 
+// All-or-nothing window counters. KEYS: counters; ARGV: (limit, amount, ttl)
+// per key. Returns 0 when every counter took its amount, else the 1-based
+// index of the first that would overflow.
+const ACQUIRE_LUA: &str = r"
+for i = 1, #KEYS do
+  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if cur + tonumber(ARGV[3 * i - 1]) > tonumber(ARGV[3 * i - 2]) then return i end
+end
+for i = 1, #KEYS do
+  local by = tonumber(ARGV[3 * i - 1])
+  local v = redis.call('INCRBY', KEYS[i], by)
+  if v == by then redis.call('PEXPIRE', KEYS[i], ARGV[3 * i]) end
+end
+return 0
+";
+
 /// Scripts are hashed once; Redis runs them by SHA after the first load.
 static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE_LUA));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXPIRE_LUA));
+static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE_LUA));
 
 const CREDIT_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
@@ -625,6 +642,72 @@ impl Counters {
             *avail += delta;
         }
         Ok(())
+    }
+
+    /// Atomically adds `amount` to every window counter if all stay within
+    /// their limits (all or nothing). Each entry: (key, limit, amount, ttl ms).
+    /// Returns `None` when granted, or the milliseconds until the first full
+    /// window resets.
+    pub async fn acquire_windows(&self, windows: &[(String, i64, i64, i64)]) -> Result<Option<i64>, CounterError> {
+        match self {
+            Counters::Redis { pool, prefix, fallback } => match Self::acquire_redis(pool, prefix, windows).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    degraded(&e);
+                    Self::acquire_memory(fallback, windows)
+                }
+            },
+            Counters::Memory(mem) => Self::acquire_memory(mem, windows),
+        }
+    }
+
+    async fn acquire_redis(
+        pool: &Pool,
+        prefix: &str,
+        windows: &[(String, i64, i64, i64)],
+    ) -> Result<Option<i64>, CounterError> {
+        let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
+        let mut script = ACQUIRE_SCRIPT.prepare_invoke();
+        for (key, limit, amount, ttl) in windows {
+            script
+                .key(format!("{prefix}:{key}"))
+                .arg(*limit)
+                .arg(*amount)
+                .arg((*ttl).max(1));
+        }
+        let full: i64 = script
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| CounterError(e.to_string()))?;
+        Ok(usize::try_from(full)
+            .ok()
+            .filter(|i| *i > 0)
+            .and_then(|i| windows.get(i - 1))
+            .map(|w| w.3))
+    }
+
+    fn acquire_memory(mem: &Mutex<Memory>, windows: &[(String, i64, i64, i64)]) -> Result<Option<i64>, CounterError> {
+        let mut m = mem.lock().map_err(|_| CounterError("poisoned".into()))?;
+        let now = tokio::time::Instant::now();
+        for (key, limit, amount, ttl) in windows {
+            let cur = m
+                .counters
+                .get(key)
+                .filter(|(_, until)| *until > now)
+                .map_or(0, |(v, _)| *v);
+            if cur.saturating_add(*amount) > *limit {
+                return Ok(Some(*ttl));
+            }
+        }
+        for (key, _, amount, ttl) in windows {
+            let until = now + Duration::from_millis(u64::try_from((*ttl).max(1)).unwrap_or(1));
+            let entry = m.counters.entry(key.clone()).or_insert((0, until));
+            if entry.1 <= now {
+                *entry = (0, until);
+            }
+            entry.0 = entry.0.saturating_add(*amount);
+        }
+        Ok(None)
     }
 
     /// Readiness of the backend.

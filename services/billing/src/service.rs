@@ -413,11 +413,41 @@ impl BillingService for BillingGrpc {
 
     async fn acquire_deployment_capacity(
         &self,
-        _request: Request<pb::AcquireDeploymentCapacityRequest>,
+        request: Request<pb::AcquireDeploymentCapacityRequest>,
     ) -> Result<Response<pb::AcquireDeploymentCapacityResponse>, Status> {
-        Err(Status::unimplemented(
-            "AcquireDeploymentCapacity is not available in this OneFlow version",
-        ))
+        let r = request.into_inner();
+        required(&r.deployment, "deployment")?;
+        let now = now_millis();
+        let minute = now.div_euclid(60_000);
+        let ttl = (minute + 1) * 60_000 - now;
+        // One hash slot per deployment, so the script works on Redis Cluster.
+        let tag = format!("{{d:{}}}", r.deployment);
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut windows = Vec::new();
+        if r.requests_per_minute > 0 {
+            windows.push((format!("{tag}:rpm:{minute}"), as_i64(r.requests_per_minute), 1, ttl));
+        }
+        if r.tokens_per_minute > 0 {
+            windows.push((
+                format!("{tag}:tpm:{minute}"),
+                as_i64(r.tokens_per_minute),
+                as_i64(r.tokens),
+                ttl,
+            ));
+        }
+        let full = self
+            .counters
+            .acquire_windows(&windows)
+            .await
+            .map_err(|e| counter_status(&e))?;
+        let granted = full.is_none();
+        let label = if granted { "granted" } else { "full" };
+        metrics::counter!("oneflow_deployment_capacity_total", "deployment" => r.deployment, "result" => label)
+            .increment(1);
+        Ok(Response::new(pb::AcquireDeploymentCapacityResponse {
+            granted,
+            retry_after_millis: full.map_or(0, |ms| u64::try_from(ms).unwrap_or(0)),
+        }))
     }
 
     async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Result<Response<pb::Balance>, Status> {

@@ -84,6 +84,8 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
             name: deployment.clone(),
             provider: provider.to_owned(),
             upstream_model: e.model.to_owned(),
+            requests_per_minute: None,
+            tokens_per_minute: None,
         });
         router.models.push(ModelConfig {
             name: e.model.to_owned(),

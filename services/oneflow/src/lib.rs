@@ -111,7 +111,7 @@ pub async fn start(
         ..oneflow_auth::AuthConfig::default()
     })
     .await?;
-    let (router_config, pricing) = catalog::embedded(mock_addr, internal(grace));
+    let (mut router_config, pricing) = catalog::embedded(mock_addr, internal(grace));
     let billing = oneflow_billing::App::build(oneflow_billing::BillingConfig {
         server: internal(grace),
         database: sqlite(&data, "billing.db"),
@@ -120,6 +120,7 @@ pub async fn start(
         ..oneflow_billing::BillingConfig::default()
     })
     .await?;
+    router_config.billing = Some(client(billing.local_addr()?));
     let router = oneflow_router::App::build(router_config).await?;
     let gateway = oneflow_gateway::App::build(oneflow_gateway::GatewayConfig {
         server: config.server.clone(),

@@ -66,6 +66,10 @@ pub struct Deployment {
     pub breaker: CircuitBreaker,
     /// Its live statistics.
     pub stats: DeploymentStats,
+    /// Upstream requests per minute (0 = unlimited).
+    pub requests_per_minute: u64,
+    /// Upstream tokens per minute (0 = unlimited).
+    pub tokens_per_minute: u64,
 }
 
 /// A public model.
@@ -163,6 +167,8 @@ impl Catalog {
                 upstream_model: d.upstream_model.clone(),
                 breaker: CircuitBreaker::new(config.breaker.clone()),
                 stats: DeploymentStats::default(),
+                requests_per_minute: d.requests_per_minute.unwrap_or(0),
+                tokens_per_minute: d.tokens_per_minute.unwrap_or(0),
             });
             all.push(dep.clone());
             if deployments.insert(d.name.clone(), dep).is_some() {

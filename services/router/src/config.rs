@@ -44,6 +44,12 @@ pub struct DeploymentConfig {
     pub provider: String,
     /// Model name the upstream expects.
     pub upstream_model: String,
+    /// Requests per minute the upstream account allows (checked through billing).
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per minute the upstream account allows (checked through billing).
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
 }
 
 /// What a public model is for.
@@ -123,6 +129,9 @@ pub struct RouterConfig {
     pub timeouts: TimeoutConfig,
     /// Per-deployment circuit breaker.
     pub breaker: BreakerConfig,
+    /// Billing, which keeps the per-deployment RPM/TPM counters shared by every
+    /// router replica; unset = deployment limits are not enforced.
+    pub billing: Option<oneflow_runtime::GrpcClientConfig>,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
 }
@@ -136,6 +145,7 @@ impl Default for RouterConfig {
             models: Vec::new(),
             timeouts: TimeoutConfig::default(),
             breaker: BreakerConfig::default(),
+            billing: None,
             telemetry: TelemetryConfig::default(),
         }
     }

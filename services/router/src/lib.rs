@@ -33,7 +33,12 @@ impl App {
     pub async fn build(config: RouterConfig) -> anyhow::Result<Self> {
         let catalog = Arc::new(Catalog::build(&config)?);
         let upstream = Upstream::new(config.timeouts.connect, config.timeouts.read)?;
-        let grpc = RouterGrpc::new(catalog, upstream, config.timeouts.clone());
+        let mut grpc = RouterGrpc::new(catalog, upstream, config.timeouts.clone());
+        if let Some(billing) = &config.billing {
+            let channel = oneflow_runtime::lazy_channel(billing)?;
+            grpc = grpc
+                .with_capacity(oneflow_proto::billing::v1::billing_service_client::BillingServiceClient::new(channel));
+        }
         let ready: oneflow_runtime::Readiness = Arc::new(|| Box::pin(async { Ok(()) }));
         let routes = tonic::service::Routes::new(RouterServiceServer::new(grpc));
         let router = oneflow_runtime::internal_router(routes, &["oneflow.router.v1.RouterService"], ready).await?;

@@ -22,6 +22,9 @@ use tonic::{Code, Request, Response, Status};
 use crate::catalog::{Catalog, Deployment, Model, dec, inc};
 use crate::config::{ModelOperation, TimeoutConfig};
 use crate::upstream::{Upstream, UpstreamError, usage_of};
+use oneflow_proto::billing::v1::AcquireDeploymentCapacityRequest;
+use oneflow_proto::billing::v1::billing_service_client::BillingServiceClient;
+use oneflow_runtime::TracedChannel;
 
 /// gRPC implementation of the router.
 #[derive(Debug, Clone)]
@@ -29,6 +32,7 @@ pub struct RouterGrpc {
     catalog: Arc<Catalog>,
     upstream: Upstream,
     timeouts: TimeoutConfig,
+    capacity: Option<BillingServiceClient<TracedChannel>>,
 }
 
 /// A validated model request: the JSON body and the model it names.
@@ -155,6 +159,17 @@ fn route(dep: &Deployment, attempts: u32) -> pb::Route {
     }
 }
 
+/// Tokens a request may use, for the deployment's TPM: the body at 4 bytes a
+/// token plus the output allowance.
+fn estimate_tokens(body: &Map<String, Value>, model_cap: u64) -> u64 {
+    let output = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(model_cap);
+    let input = serde_json::to_vec(body).map_or(0, |b| b.len().div_ceil(4));
+    u64::try_from(input).unwrap_or(u64::MAX).saturating_add(output)
+}
+
 /// Rough input-token estimate (4 bytes a token) for streams cut before the
 /// upstream reported usage.
 fn estimate_input_tokens(body: &Map<String, Value>) -> u64 {
@@ -176,6 +191,45 @@ impl RouterGrpc {
             catalog,
             upstream,
             timeouts,
+            capacity: None,
+        }
+    }
+
+    /// Enforces deployments' RPM/TPM through billing's shared counters.
+    #[must_use]
+    pub fn with_capacity(mut self, billing: BillingServiceClient<TracedChannel>) -> Self {
+        self.capacity = Some(billing);
+        self
+    }
+
+    /// Asks billing for room on `dep` this minute: `Ok` to go, `Err` with the
+    /// wait when the deployment is full. Fails open (with a warning) when
+    /// billing cannot answer, so its outage does not stop traffic.
+    async fn acquire(&self, dep: &Deployment, tokens: u64) -> Result<(), u64> {
+        let Some(client) = &self.capacity else { return Ok(()) };
+        if dep.requests_per_minute == 0 && dep.tokens_per_minute == 0 {
+            return Ok(());
+        }
+        let mut request = tonic::Request::new(AcquireDeploymentCapacityRequest {
+            deployment: dep.name.clone(),
+            tokens,
+            requests_per_minute: dep.requests_per_minute,
+            tokens_per_minute: dep.tokens_per_minute,
+        });
+        request.set_timeout(std::time::Duration::from_secs(1));
+        match client.clone().acquire_deployment_capacity(request).await {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                if answer.granted {
+                    Ok(())
+                } else {
+                    Err(answer.retry_after_millis.max(1))
+                }
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), deployment = %dep.name, "capacity check failed; sending anyway");
+                Ok(())
+            }
         }
     }
 
@@ -188,7 +242,24 @@ impl RouterGrpc {
     ) -> Result<(Arc<Deployment>, reqwest::Response, u32), Status> {
         let mut last: Option<Status> = None;
         let mut attempts = 0u32;
+        let mut full_wait: Option<u64> = None;
+        let mut tokens: Option<u64> = None;
         for dep in &call.model.deployments {
+            if !dep.breaker.would_admit() {
+                metrics::counter!("oneflow_router_breaker_skips_total", "deployment" => dep.name.clone()).increment(1);
+                continue;
+            }
+            let limited = dep.requests_per_minute > 0 || dep.tokens_per_minute > 0;
+            let estimate = if limited {
+                *tokens.get_or_insert_with(|| estimate_tokens(&call.body, call.model.max_output_tokens))
+            } else {
+                0
+            };
+            if let Err(wait) = self.acquire(dep, estimate).await {
+                metrics::counter!("oneflow_router_capacity_skips_total", "deployment" => dep.name.clone()).increment(1);
+                full_wait = Some(full_wait.map_or(wait, |w| w.min(wait)));
+                continue;
+            }
             let Ok(permit) = dep.breaker.try_acquire() else {
                 metrics::counter!("oneflow_router_breaker_skips_total", "deployment" => dep.name.clone()).increment(1);
                 continue;
@@ -237,6 +308,21 @@ impl RouterGrpc {
                     return Err(upstream_status(e));
                 }
             }
+        }
+        if let (None, Some(wait)) = (&last, full_wait) {
+            // Every deployment that could serve is at its upstream's RPM/TPM.
+            return Err(oneflow_proto::status_with_info(
+                Code::ResourceExhausted,
+                format!(
+                    "every deployment of `{}` is at its provider's rate limit; retry shortly",
+                    call.model.name
+                ),
+                ErrorInfo {
+                    code: "rate_limit_exceeded".into(),
+                    retry_after_millis: wait,
+                    ..ErrorInfo::default()
+                },
+            ));
         }
         Err(last.unwrap_or_else(|| {
             oneflow_proto::status_with_info(

@@ -48,6 +48,8 @@ fn router(providers: Vec<ProviderConfig>, threshold: u32) -> RouterGrpc {
             name: p.name.clone(),
             provider: p.name.clone(),
             upstream_model: "mock-gpt".into(),
+            requests_per_minute: None,
+            tokens_per_minute: None,
         })
         .collect();
     let models = vec![ModelConfig {
@@ -239,4 +241,110 @@ async fn streams_always_end_with_usage_and_a_cut_ends_with_an_error() {
         "{cut:?}"
     );
     assert!(matches!(&cut[n - 1], Event::Error(e) if e.info.as_ref().unwrap().code == "upstream_stream_error"));
+}
+
+#[tokio::test]
+async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut billing_cfg = oneflow_billing::BillingConfig::default();
+    billing_cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    billing_cfg.database.url = oneflow_runtime::Secret::new(format!("sqlite://{}", dir.path().join("b.db").display()));
+    let billing = oneflow_billing::App::build(billing_cfg).await.unwrap();
+    let billing_url = format!("http://{}", billing.local_addr().unwrap());
+    tokio::spawn(billing.run(tokio_util::sync::CancellationToken::new()));
+    let client = |url: &str| {
+        let channel = oneflow_runtime::lazy_channel(&oneflow_runtime::GrpcClientConfig {
+            url: url.to_owned(),
+            ..Default::default()
+        })
+        .unwrap();
+        oneflow_proto::billing::v1::billing_service_client::BillingServiceClient::new(channel)
+    };
+
+    let (small, small_state) = mock(MockConfig::default()).await;
+    let (big, big_state) = mock(MockConfig::default()).await;
+    let providers = vec![provider("small", small), provider("big", big)];
+    let limits = [(Some(2), None), (None, None)];
+    let build = |limits: [(Option<u64>, Option<u64>); 2]| {
+        let deployments = providers
+            .iter()
+            .zip(limits)
+            .map(|(p, (rpm, tpm))| DeploymentConfig {
+                name: format!("{}-{}", p.name, rpm.unwrap_or(0)),
+                provider: p.name.clone(),
+                upstream_model: "mock-gpt".into(),
+                requests_per_minute: rpm,
+                tokens_per_minute: tpm,
+            })
+            .collect::<Vec<_>>();
+        let models = vec![ModelConfig {
+            name: "public".into(),
+            operation: ModelOperation::Chat,
+            deployments: deployments.iter().map(|d| d.name.clone()).collect(),
+            context_window: 1000,
+            max_output_tokens: 100,
+        }];
+        let config = RouterConfig {
+            providers: providers.clone(),
+            deployments,
+            models,
+            ..RouterConfig::default()
+        };
+        let t = TimeoutConfig::default();
+        RouterGrpc::new(
+            Arc::new(Catalog::build(&config).unwrap()),
+            Upstream::new(t.connect, t.read).unwrap(),
+            t,
+        )
+        .with_capacity(client(&billing_url))
+    };
+
+    let r = build(limits);
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        served.push(
+            r.chat_completion(chat(json!({})))
+                .await
+                .unwrap()
+                .into_inner()
+                .route
+                .unwrap()
+                .deployment,
+        );
+    }
+    assert_eq!(served, ["small-2", "small-2", "big-0"]);
+    assert_eq!(
+        (small_state.stats().chat_requests, big_state.stats().chat_requests),
+        (2, 1)
+    );
+
+    // Both at their limit: the client sees 429 with a wait until the minute ends.
+    let r = build([(Some(1), None), (Some(1), None)]);
+    r.chat_completion(chat(json!({}))).await.unwrap();
+    r.chat_completion(chat(json!({}))).await.unwrap();
+    let status = r.chat_completion(chat(json!({}))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    let info = oneflow_proto::error_info(&status).unwrap();
+    assert_eq!(info.code, "rate_limit_exceeded");
+    assert!(info.retry_after_millis > 0 && info.retry_after_millis <= 60_000);
+
+    // Tokens per minute count the estimate: a 50-token allowance fits one call of this size.
+    let r = build([(None, Some(150)), (None, None)]);
+    let first = r
+        .chat_completion(chat(json!({})))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap()
+        .deployment;
+    let second = r
+        .chat_completion(chat(json!({})))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap()
+        .deployment;
+    assert_eq!((first.as_str(), second.as_str()), ("small-0", "big-0"));
 }
