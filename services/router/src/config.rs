@@ -129,6 +129,8 @@ pub struct RouterConfig {
     pub timeouts: TimeoutConfig,
     /// Per-deployment circuit breaker.
     pub breaker: BreakerConfig,
+    /// Retries on the same deployment before falling over to the next.
+    pub retry: oneflow_resilience::RetryPolicy,
     /// Billing, which keeps the per-deployment RPM/TPM counters shared by every
     /// router replica; unset = deployment limits are not enforced.
     pub billing: Option<oneflow_runtime::GrpcClientConfig>,
@@ -145,6 +147,7 @@ impl Default for RouterConfig {
             models: Vec::new(),
             timeouts: TimeoutConfig::default(),
             breaker: BreakerConfig::default(),
+            retry: oneflow_resilience::RetryPolicy::default(),
             billing: None,
             telemetry: TelemetryConfig::default(),
         }

@@ -33,7 +33,7 @@ impl App {
     pub async fn build(config: RouterConfig) -> anyhow::Result<Self> {
         let catalog = Arc::new(Catalog::build(&config)?);
         let upstream = Upstream::new(config.timeouts.connect, config.timeouts.read)?;
-        let mut grpc = RouterGrpc::new(catalog, upstream, config.timeouts.clone());
+        let mut grpc = RouterGrpc::new(catalog, upstream, config.timeouts.clone()).with_retry(config.retry.clone());
         if let Some(billing) = &config.billing {
             let channel = oneflow_runtime::lazy_channel(billing)?;
             grpc = grpc

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt as _};
 use oneflow_proto::common::v1::{ErrorInfo, Operation, Usage};
 use oneflow_proto::router::v1 as pb;
 use oneflow_proto::router::v1::router_service_server::RouterService;
-use oneflow_resilience::{Retryable as _, with_deadlines};
+use oneflow_resilience::{RetryPolicy, Retryable as _, with_deadlines};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,6 +32,7 @@ pub struct RouterGrpc {
     catalog: Arc<Catalog>,
     upstream: Upstream,
     timeouts: TimeoutConfig,
+    retry: RetryPolicy,
     capacity: Option<BillingServiceClient<TracedChannel>>,
 }
 
@@ -159,6 +160,24 @@ fn route(dep: &Deployment, attempts: u32) -> pb::Route {
     }
 }
 
+/// An upstream failure seen for a retry on the same deployment: only what may
+/// pass by itself (429, 5xx, connection errors, timeouts) is retried there;
+/// rejected credentials fall over to the next deployment instead.
+struct SameDeployment(UpstreamError);
+
+impl oneflow_resilience::Retryable for SameDeployment {
+    fn is_retryable(&self) -> bool {
+        match &self.0 {
+            UpstreamError::Status { status, .. } => *status == 429 || *status >= 500,
+            UpstreamError::Connect | UpstreamError::Timeout => true,
+            UpstreamError::Protocol => false,
+        }
+    }
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        self.0.retry_after()
+    }
+}
+
 /// Tokens a request may use, for the deployment's TPM: the body at 4 bytes a
 /// token plus the output allowance.
 fn estimate_tokens(body: &Map<String, Value>, model_cap: u64) -> u64 {
@@ -191,8 +210,17 @@ impl RouterGrpc {
             catalog,
             upstream,
             timeouts,
+            retry: RetryPolicy::default(),
             capacity: None,
         }
+    }
+
+    /// Retries on the same deployment before falling over (default: 3 retries,
+    /// exponential backoff with full jitter, Retry-After honoured).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Enforces deployments' RPM/TPM through billing's shared counters.
@@ -278,14 +306,30 @@ impl RouterGrpc {
             let bytes = to_bytes(&body)?;
             let start = Instant::now();
             inc(&dep.stats.in_flight);
-            let sent = self.upstream.post(dep, path, bytes, stream);
-            let result = if stream {
-                tokio::time::timeout(self.timeouts.first_token, sent)
-                    .await
-                    .unwrap_or(Err(UpstreamError::Timeout))
-            } else {
-                sent.await
-            };
+            // Transient failures are retried on this deployment with backoff
+            // (honouring Retry-After) before the chain falls over to the next.
+            // Nothing has reached the client yet, so a retry is safe.
+            let first_token = self.timeouts.first_token;
+            let result = oneflow_resilience::retry(&self.retry, |attempt| {
+                let bytes = bytes.clone();
+                async move {
+                    if attempt > 1 {
+                        metrics::counter!("oneflow_router_retries_total", "deployment" => dep.name.clone())
+                            .increment(1);
+                    }
+                    let sent = self.upstream.post(dep, path, bytes, stream);
+                    let outcome = if stream {
+                        tokio::time::timeout(first_token, sent)
+                            .await
+                            .unwrap_or(Err(UpstreamError::Timeout))
+                    } else {
+                        sent.await
+                    };
+                    outcome.map_err(SameDeployment)
+                }
+            })
+            .await
+            .map_err(|SameDeployment(e)| e);
             dec(&dep.stats.in_flight);
             let elapsed = start.elapsed().as_secs_f64() * 1000.0;
             match result {

@@ -14,7 +14,7 @@ use oneflow_mock_provider::{MockConfig, MockState};
 use oneflow_proto::router::v1 as pb;
 use oneflow_proto::router::v1::chat_stream_event::Event;
 use oneflow_proto::router::v1::router_service_server::RouterService;
-use oneflow_resilience::BreakerConfig;
+use oneflow_resilience::{BreakerConfig, RetryPolicy};
 use oneflow_router::{
     Catalog, DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, RouterGrpc,
     TimeoutConfig, Upstream,
@@ -75,6 +75,7 @@ fn router(providers: Vec<ProviderConfig>, threshold: u32) -> RouterGrpc {
         Upstream::new(timeouts.connect, timeouts.read).unwrap(),
         timeouts,
     )
+    .with_retry(RetryPolicy::no_retries())
 }
 
 fn chat(extra: serde_json::Value) -> Request<pb::ChatRequest> {
@@ -347,4 +348,33 @@ async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
         .unwrap()
         .deployment;
     assert_eq!((first.as_str(), second.as_str()), ("small-0", "big-0"));
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_on_the_same_deployment_and_client_errors_are_not() {
+    let (flaky, flaky_state) = mock(MockConfig {
+        error_rate: 1.0,
+        error_status: 503,
+        ..MockConfig::default()
+    })
+    .await;
+    let policy = RetryPolicy {
+        max_retries: 2,
+        min_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(5),
+        ..RetryPolicy::default()
+    };
+    let r = router(vec![provider("flaky", flaky)], 10).with_retry(policy.clone());
+    let status = r.chat_completion(chat(json!({}))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(flaky_state.stats().errors_injected, 3, "one attempt and two retries");
+
+    let (strict, strict_state) = mock(MockConfig::default()).await;
+    let r = router(vec![provider("strict", strict)], 10).with_retry(policy);
+    let status = r
+        .chat_completion(chat(json!({ "metadata": { "mock_status": "400" } })))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(strict_state.stats().chat_requests, 1, "a client error is not retried");
 }
