@@ -95,7 +95,7 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcClientConfig {
-    /// `http://host:port` of the other service.
+    /// `http://host:port` of the other service (required).
     pub url: String,
     /// TCP connect timeout.
     #[serde(with = "humantime_serde")]
@@ -108,7 +108,7 @@ pub struct GrpcClientConfig {
 impl Default for GrpcClientConfig {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:50051".to_owned(),
+            url: String::new(),
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
         }
@@ -120,6 +120,7 @@ pub type TracedChannel = InterceptedService<Channel, GrpcTraceInterceptor>;
 
 /// A lazily-connecting, reconnecting HTTP/2 channel to `config.url`.
 pub fn lazy_channel(config: &GrpcClientConfig) -> anyhow::Result<TracedChannel> {
+    anyhow::ensure!(!config.url.is_empty(), "a gRPC client section is missing its `url`");
     let channel = Endpoint::from_shared(config.url.clone())?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)

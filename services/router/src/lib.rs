@@ -36,8 +36,16 @@ impl App {
         let mut grpc = RouterGrpc::new(catalog, upstream, config.timeouts.clone()).with_retry(config.retry.clone());
         if let Some(billing) = &config.billing {
             let channel = oneflow_runtime::lazy_channel(billing)?;
-            grpc = grpc
-                .with_capacity(oneflow_proto::billing::v1::billing_service_client::BillingServiceClient::new(channel));
+            grpc = grpc.with_capacity(
+                oneflow_proto::billing::v1::billing_service_client::BillingServiceClient::new(channel),
+                billing.timeout,
+            );
+        } else if config
+            .deployments
+            .iter()
+            .any(|d| d.requests_per_minute.is_some() || d.tokens_per_minute.is_some())
+        {
+            tracing::warn!("deployments set requests/tokens per minute but [billing] is not configured: not enforced");
         }
         let ready: oneflow_runtime::Readiness = Arc::new(|| Box::pin(async { Ok(()) }));
         let routes = tonic::service::Routes::new(RouterServiceServer::new(grpc));

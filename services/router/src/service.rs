@@ -33,7 +33,7 @@ pub struct RouterGrpc {
     upstream: Upstream,
     timeouts: TimeoutConfig,
     retry: RetryPolicy,
-    capacity: Option<BillingServiceClient<TracedChannel>>,
+    capacity: Option<(BillingServiceClient<TracedChannel>, std::time::Duration)>,
 }
 
 /// A validated model request: the JSON body and the model it names.
@@ -225,16 +225,18 @@ impl RouterGrpc {
 
     /// Enforces deployments' RPM/TPM through billing's shared counters.
     #[must_use]
-    pub fn with_capacity(mut self, billing: BillingServiceClient<TracedChannel>) -> Self {
-        self.capacity = Some(billing);
+    pub fn with_capacity(mut self, billing: BillingServiceClient<TracedChannel>, timeout: std::time::Duration) -> Self {
+        self.capacity = Some((billing, timeout));
         self
     }
 
     /// Asks billing for room on `dep` this minute: `Ok` to go, `Err` with the
     /// wait when the deployment is full. Fails open (with a warning) when
-    /// billing cannot answer, so its outage does not stop traffic.
+    /// billing cannot answer within its deadline, so its outage does not stop traffic.
     async fn acquire(&self, dep: &Deployment, tokens: u64) -> Result<(), u64> {
-        let Some(client) = &self.capacity else { return Ok(()) };
+        let Some((client, timeout)) = &self.capacity else {
+            return Ok(());
+        };
         if dep.requests_per_minute == 0 && dep.tokens_per_minute == 0 {
             return Ok(());
         }
@@ -244,7 +246,7 @@ impl RouterGrpc {
             requests_per_minute: dep.requests_per_minute,
             tokens_per_minute: dep.tokens_per_minute,
         });
-        request.set_timeout(std::time::Duration::from_secs(1));
+        request.set_timeout(*timeout);
         match client.clone().acquire_deployment_capacity(request).await {
             Ok(answer) => {
                 let answer = answer.into_inner();
@@ -279,7 +281,15 @@ impl RouterGrpc {
             }
             let limited = dep.requests_per_minute > 0 || dep.tokens_per_minute > 0;
             let estimate = if limited {
-                *tokens.get_or_insert_with(|| estimate_tokens(&call.body, call.model.max_output_tokens))
+                *tokens.get_or_insert_with(|| {
+                    // Embeddings produce no output tokens.
+                    let cap = if call.model.operation == ModelOperation::Chat {
+                        call.model.max_output_tokens
+                    } else {
+                        0
+                    };
+                    estimate_tokens(&call.body, cap)
+                })
             } else {
                 0
             };

@@ -297,7 +297,7 @@ async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
             Upstream::new(t.connect, t.read).unwrap(),
             t,
         )
-        .with_capacity(client(&billing_url))
+        .with_capacity(client(&billing_url), std::time::Duration::from_secs(1))
     };
 
     let r = build(limits);
