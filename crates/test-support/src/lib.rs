@@ -220,3 +220,17 @@ pub async fn run(name: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Waits, when needed, until at least `margin` remains before the next UTC
+/// minute, so a test that counts requests in per-minute windows is not split
+/// across two windows. (A wait for a window, not a timed assertion.)
+pub async fn away_from_minute_boundary(margin: Duration) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into_minute = Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap_or(0));
+    let left = Duration::from_secs(60).saturating_sub(into_minute);
+    if left < margin {
+        tokio::time::sleep(left + Duration::from_millis(20)).await;
+    }
+}

@@ -105,6 +105,7 @@ fn refusal(status: &tonic::Status) -> (String, u64) {
 
 #[tokio::test]
 async fn a_key_gets_exactly_its_requests_per_minute_with_honest_headers() {
+    oneflow_test_support::away_from_minute_boundary(std::time::Duration::from_secs(15)).await;
     for (name, cfg) in configs().await {
         let billing = oneflow_billing::grpc(&cfg).await.unwrap();
         let user = funded(&billing).await;
@@ -140,6 +141,7 @@ async fn a_key_gets_exactly_its_requests_per_minute_with_honest_headers() {
 
 #[tokio::test]
 async fn quotas_per_key_refuse_with_quota_exceeded() {
+    oneflow_test_support::away_from_minute_boundary(std::time::Duration::from_secs(15)).await;
     for (name, cfg) in configs().await {
         let billing = oneflow_billing::grpc(&cfg).await.unwrap();
         let user = funded(&billing).await;
@@ -212,6 +214,7 @@ async fn quotas_per_key_refuse_with_quota_exceeded() {
 
 #[tokio::test]
 async fn two_replicas_sharing_redis_allow_the_limit_in_total() {
+    oneflow_test_support::away_from_minute_boundary(std::time::Duration::from_secs(15)).await;
     let (Some(pg), Some(redis)) = (
         oneflow_test_support::fresh_postgres().await,
         oneflow_test_support::redis().await,
@@ -246,6 +249,7 @@ async fn two_replicas_sharing_redis_allow_the_limit_in_total() {
 
 #[tokio::test]
 async fn unreachable_redis_degrades_to_per_process_counters() {
+    oneflow_test_support::away_from_minute_boundary(std::time::Duration::from_secs(15)).await;
     let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

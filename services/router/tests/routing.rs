@@ -246,6 +246,7 @@ async fn streams_always_end_with_usage_and_a_cut_ends_with_an_error() {
 
 #[tokio::test]
 async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
+    oneflow_test_support::away_from_minute_boundary(std::time::Duration::from_secs(15)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut billing_cfg = oneflow_billing::BillingConfig::default();
     billing_cfg.server.listen = "127.0.0.1:0".parse().unwrap();

@@ -40,24 +40,17 @@ async fn ledger(url: &str, user: &str) -> (i64, i64, i64) {
         .connect(url)
         .await
         .unwrap();
-    let (sum,): (Option<i64>,) =
-        sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
-            .bind(user)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    // One statement: one consistent snapshot while settlements land.
+    let row: (Option<i64>, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries WHERE user_id = $1), \
+         (SELECT balance FROM accounts WHERE user_id = $1), (SELECT COUNT(*) FROM usage_records WHERE user_id = $1)",
+    )
+    .bind(user)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     pool.close().await;
-    (sum.unwrap_or(0), balance, records)
+    (row.0.unwrap_or(0), row.1, row.2)
 }
 
 #[tokio::test]

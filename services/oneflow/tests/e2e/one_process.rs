@@ -6,19 +6,16 @@ use crate::client::{Api, chat, error_of};
 async fn ledger(data: &std::path::Path) -> (i64, i64, i64) {
     let url = format!("sqlite://{}", data.join("billing.db").display());
     let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
-    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    (sum, balance, records)
+    // One statement: one consistent snapshot while settlements land.
+    let row: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT CAST(SUM(amount) AS BIGINT) FROM ledger_entries), \
+         (SELECT balance FROM accounts), (SELECT COUNT(*) FROM usage_records)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    row
 }
 
 #[tokio::test]
@@ -348,10 +345,19 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     assert!(resp.headers().contains_key("content-security-policy"));
 
-    // The billing API agrees with the ledger.
-    let (_, balance, _) = ledger(&data).await;
-    let b: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
-    assert_eq!(b["balance"], format!("{}.{:02}", balance / 100, balance % 100));
+    // The billing API agrees with the ledger (once the last settlement, which
+    // runs in the background, has landed).
+    let mut agreed = (Value::Null, String::new());
+    for _ in 0..50 {
+        let (_, balance, _) = ledger(&data).await;
+        let b: Value = api.get("/v1/billing/balance").await.json().await.unwrap();
+        agreed = (b["balance"].clone(), format!("{}.{:02}", balance / 100, balance % 100));
+        if agreed.0 == agreed.1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(agreed.0, agreed.1);
     let usage: Value = api.get("/v1/billing/usage?group_by=model").await.json().await.unwrap();
     let rows = usage["data"].as_array().unwrap();
     let gpt = rows
