@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use oneflow_billing::{ModelPrice, PricingConfig};
-use oneflow_router::{DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig};
+use oneflow_router::{
+    DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, Strategy,
+};
 use oneflow_runtime::ServerConfig;
 use rust_decimal::Decimal;
 
@@ -86,6 +88,9 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
             upstream_model: e.model.to_owned(),
             requests_per_minute: None,
             tokens_per_minute: None,
+            weight: 1,
+            cost: None,
+            quality: None,
         });
         router.models.push(ModelConfig {
             name: e.model.to_owned(),
@@ -93,6 +98,8 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
             deployments: vec![deployment],
             context_window: e.context,
             max_output_tokens: e.max_output,
+            strategy: Strategy::Ordered,
+            max_cost: None,
         });
         pricing.models.push(ModelPrice {
             model: e.model.to_owned(),

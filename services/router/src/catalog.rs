@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use oneflow_resilience::CircuitBreaker;
 use oneflow_runtime::Secret;
 
-use crate::config::{ModelOperation, ProviderKind, RouterConfig};
+use crate::config::{ModelOperation, ProviderKind, RouterConfig, Strategy};
 
 /// A provider with its credential resolved.
 #[derive(Debug)]
@@ -70,6 +70,12 @@ pub struct Deployment {
     pub requests_per_minute: u64,
     /// Upstream tokens per minute (0 = unlimited).
     pub tokens_per_minute: u64,
+    /// Share under the `weighted` strategy.
+    pub weight: u32,
+    /// Ranking cost (USD per 1M tokens).
+    pub cost: Option<f64>,
+    /// Quality score.
+    pub quality: Option<f64>,
 }
 
 /// A public model.
@@ -85,6 +91,10 @@ pub struct Model {
     pub context_window: u64,
     /// Output cap.
     pub max_output_tokens: u64,
+    /// How the first deployment is chosen.
+    pub strategy: Strategy,
+    /// Price cap for the `quality` strategy.
+    pub max_cost: Option<f64>,
 }
 
 /// The configuration does not hold together.
@@ -169,6 +179,9 @@ impl Catalog {
                 stats: DeploymentStats::default(),
                 requests_per_minute: d.requests_per_minute.unwrap_or(0),
                 tokens_per_minute: d.tokens_per_minute.unwrap_or(0),
+                weight: d.weight,
+                cost: d.cost,
+                quality: d.quality,
             });
             all.push(dep.clone());
             if deployments.insert(d.name.clone(), dep).is_some() {
@@ -200,6 +213,8 @@ impl Catalog {
                 deployments: chain,
                 context_window: m.context_window,
                 max_output_tokens: m.max_output_tokens,
+                strategy: m.strategy,
+                max_cost: m.max_cost,
             };
             if models.insert(m.name.clone(), Arc::new(model)).is_some() {
                 return Err(CatalogError::Duplicate {

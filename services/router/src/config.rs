@@ -50,6 +50,39 @@ pub struct DeploymentConfig {
     /// Tokens per minute the upstream account allows (checked through billing).
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
+    /// Share of traffic under the `weighted` strategy (relative; 0 = only as a fallback).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Blended USD per 1M tokens, for the `cost` and `quality` strategies (ranking only;
+    /// billing uses its own prices).
+    #[serde(default)]
+    pub cost: Option<f64>,
+    /// Quality score for the `quality` strategy (higher is better).
+    #[serde(default)]
+    pub quality: Option<f64>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// How a model picks its first deployment; the others follow as fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// In the configured order.
+    #[default]
+    Ordered,
+    /// At random, in proportion to the deployments' `weight`.
+    Weighted,
+    /// The fewest requests in flight.
+    LeastInFlight,
+    /// Lowest EWMA latency, by the power of two random choices.
+    Latency,
+    /// Cheapest `cost` first.
+    Cost,
+    /// Best `quality` among those within the model's `max_cost`.
+    Quality,
 }
 
 /// What a public model is for.
@@ -78,6 +111,12 @@ pub struct ModelConfig {
     /// Output cap used for worst-case reservations when a request sets none.
     #[serde(default = "default_max_output")]
     pub max_output_tokens: u64,
+    /// How the first deployment is chosen.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Price cap (the deployments' `cost`) for the `quality` strategy.
+    #[serde(default)]
+    pub max_cost: Option<f64>,
 }
 
 fn default_max_output() -> u64 {

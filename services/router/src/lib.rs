@@ -5,6 +5,7 @@
 mod catalog;
 mod config;
 mod service;
+mod strategy;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
-    DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, TimeoutConfig,
+    DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, Strategy, TimeoutConfig,
 };
 pub use service::RouterGrpc;
 pub use upstream::{Upstream, UpstreamError};

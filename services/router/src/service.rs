@@ -274,7 +274,12 @@ impl RouterGrpc {
         let mut attempts = 0u32;
         let mut full_wait: Option<u64> = None;
         let mut tokens: Option<u64> = None;
-        for dep in &call.model.deployments {
+        // The strategy orders the chain; the RNG is dropped before any await.
+        let chain = {
+            let mut rng = rand::rng();
+            crate::strategy::order(&call.model, &mut rng)
+        };
+        for dep in &chain {
             if !dep.breaker.would_admit() {
                 metrics::counter!("oneflow_router_breaker_skips_total", "deployment" => dep.name.clone()).increment(1);
                 continue;

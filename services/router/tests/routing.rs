@@ -17,7 +17,7 @@ use oneflow_proto::router::v1::router_service_server::RouterService;
 use oneflow_resilience::{BreakerConfig, RetryPolicy};
 use oneflow_router::{
     Catalog, DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, RouterGrpc,
-    TimeoutConfig, Upstream,
+    Strategy, TimeoutConfig, Upstream,
 };
 use serde_json::json;
 use tonic::Request;
@@ -50,6 +50,9 @@ fn router(providers: Vec<ProviderConfig>, threshold: u32) -> RouterGrpc {
             upstream_model: "mock-gpt".into(),
             requests_per_minute: None,
             tokens_per_minute: None,
+            weight: 1,
+            cost: None,
+            quality: None,
         })
         .collect();
     let models = vec![ModelConfig {
@@ -58,6 +61,8 @@ fn router(providers: Vec<ProviderConfig>, threshold: u32) -> RouterGrpc {
         deployments: providers.iter().map(|p| p.name.clone()).collect(),
         context_window: 1000,
         max_output_tokens: 100,
+        strategy: Strategy::Ordered,
+        max_cost: None,
     }];
     let config = RouterConfig {
         providers,
@@ -277,6 +282,9 @@ async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
                 upstream_model: "mock-gpt".into(),
                 requests_per_minute: rpm,
                 tokens_per_minute: tpm,
+                weight: 1,
+                cost: None,
+                quality: None,
             })
             .collect::<Vec<_>>();
         let models = vec![ModelConfig {
@@ -285,6 +293,8 @@ async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
             deployments: deployments.iter().map(|d| d.name.clone()).collect(),
             context_window: 1000,
             max_output_tokens: 100,
+            strategy: Strategy::Ordered,
+            max_cost: None,
         }];
         let config = RouterConfig {
             providers: providers.clone(),
