@@ -88,8 +88,8 @@ pub fn order(model: &Model, rng: &mut impl Rng) -> Vec<Arc<Deployment>> {
 #[cfg(test)]
 mod tests {
     use super::{Arc, AtomicOrdering, Deployment, Model, order};
-    use crate::config::Strategy as Pick;
     use crate::catalog::{DeploymentStats, Provider};
+    use crate::config::Strategy as Pick;
     use crate::config::{ModelOperation, ProviderKind};
     use oneflow_resilience::{BreakerConfig, CircuitBreaker};
     use proptest::prelude::*;
