@@ -58,6 +58,7 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
         .route("/v1/billing/usage", get(billing_api::usage))
         .route("/v1/billing/pricing", get(billing_api::pricing))
         .route("/v1/admin/pricing/{model}", put(billing_api::update_price))
+        .route("/v1/admin/providers", get(billing_api::providers))
         .route_layer(middleware::from_fn_with_state(state.clone(), principal::authenticate));
     // Routes that take no bearer credential.
     let public = axum::Router::new()

@@ -289,3 +289,41 @@ pub async fn grant(
     });
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
+
+/// `GET /v1/admin/providers`: each deployment's breaker state, EWMA latency,
+/// error rate and requests in flight, as the router sees them.
+pub async fn providers(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "This endpoint is for administrators.",
+        )
+        .code("insufficient_permissions"));
+    }
+    let mut router = state.clients.router.clone();
+    let health = router
+        .provider_health(
+            state
+                .clients
+                .router_request(oneflow_proto::router::v1::ProviderHealthRequest {}),
+        )
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let data: Vec<Value> = health
+        .deployments
+        .into_iter()
+        .map(|d| {
+            json!({
+                "object": "deployment_health", "deployment": d.deployment, "provider": d.provider,
+                "breaker_state": d.breaker_state, "ewma_latency_ms": d.ewma_latency_millis,
+                "error_rate": d.error_rate, "in_flight": d.in_flight,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "object": "list", "data": data })))
+}

@@ -297,6 +297,24 @@ struct PriceUpdate {
 }
 
 #[derive(ToSchema)]
+struct DeploymentHealth {
+    object: String,
+    deployment: String,
+    provider: String,
+    /// `closed`, `open` or `halfopen`.
+    breaker_state: String,
+    ewma_latency_ms: f64,
+    error_rate: f64,
+    in_flight: u64,
+}
+
+#[derive(ToSchema)]
+struct DeploymentHealthList {
+    object: String,
+    data: Vec<DeploymentHealth>,
+}
+
+#[derive(ToSchema)]
 struct PriceList {
     object: String,
     data: Vec<Price>,
@@ -420,6 +438,11 @@ fn pricing() {}
     security(("bearer" = [])))]
 fn update_price() {}
 
+#[utoipa::path(get, path = "/v1/admin/providers", tag = "Admin",
+    responses((status = 200, description = "Each deployment's breaker state, EWMA latency, error rate and requests in flight", body = DeploymentHealthList), (status = 403, body = ErrorResponse)),
+    security(("bearer" = [])))]
+fn providers() {}
+
 /// Every operation can answer these, always with the OpenAI error body:
 /// malformed input, authentication, permissions, limits and upstream trouble.
 struct CommonErrors;
@@ -497,7 +520,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "OneFlow", description = "OpenAI-compatible AI gateway: model calls, accounts, keys and billing."),
     paths(chat_completions, embeddings, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
-        rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing, update_price),
+        rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing, update_price, providers),
     modifiers(&BearerAuth, &CommonErrors),
     tags((name = "OpenAI", description = "OpenAI-compatible endpoints"), (name = "Auth"), (name = "Keys"), (name = "Admin"), (name = "Billing"))
 )]

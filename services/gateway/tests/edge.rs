@@ -115,6 +115,7 @@ async fn backends_down_degrade_to_clear_errors() {
         ("/v1/billing/usage", "get"),
         ("/v1/billing/pricing", "get"),
         ("/v1/admin/pricing/{model}", "put"),
+        ("/v1/admin/providers", "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

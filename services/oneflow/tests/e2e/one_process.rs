@@ -462,6 +462,17 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     };
     assert_eq!(cents(&after) - cents(&b), 500, "granted twice? {after}");
 
+    // Admins see each deployment's health as the router tracks it.
+    let providers: Value = api.get("/v1/admin/providers").await.json().await.unwrap();
+    let gpt = providers["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deployment"] == "mock/mock-gpt")
+        .unwrap();
+    assert_eq!(gpt["breaker_state"], "closed");
+    assert!(gpt["ewma_latency_ms"].as_f64().unwrap() > 0.0, "{gpt}");
+
     // Business metrics: the funnel, billed requests by provider and status, cost per request.
     let metrics = reqwest::get(format!("{}/metrics", api.base))
         .await
