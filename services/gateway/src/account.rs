@@ -23,7 +23,7 @@ use crate::principal::Principal;
 use crate::state::AppState;
 
 /// Parses a JSON request body, refusing unknown fields with a 400 naming them.
-fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -98,7 +98,7 @@ fn require_manage(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-fn require_admin(p: &Principal) -> Result<(), ApiError> {
+pub(crate) fn require_admin(p: &Principal) -> Result<(), ApiError> {
     if p.admin {
         Ok(())
     } else {

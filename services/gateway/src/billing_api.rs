@@ -13,6 +13,7 @@ use oneflow_proto::billing::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::account::{json_body, require_admin};
 use crate::error::ApiError;
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -185,17 +186,8 @@ pub async fn update_price(
     Path(model): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    if !principal.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "This endpoint is for administrators.",
-        )
-        .code("insufficient_permissions"));
-    }
-    let body = body.map_err(|_| ApiError::invalid("Could not read the request body."))?;
-    let b: PriceBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("Invalid JSON body: {e}")))?;
+    require_admin(&principal)?;
+    let b: PriceBody = json_body(body)?;
     let mut billing = state.clients.billing.clone();
     let p = billing
         .upsert_price(state.clients.billing_request(pb::UpsertPriceRequest {
@@ -242,17 +234,8 @@ pub async fn grant(
     Path(user_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if !principal.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "This endpoint is for administrators.",
-        )
-        .code("insufficient_permissions"));
-    }
-    let body = body.map_err(|_| ApiError::invalid("Could not read the request body."))?;
-    let b: CreditsBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("Invalid JSON body: {e}")))?;
+    require_admin(&principal)?;
+    let b: CreditsBody = json_body(body)?;
     let kind = match b.kind.as_deref().unwrap_or("grant") {
         "grant" => pb::EntryKind::Grant,
         "top_up" => pb::EntryKind::TopUp,
@@ -296,14 +279,7 @@ pub async fn providers(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
 ) -> Result<Json<Value>, ApiError> {
-    if !principal.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "This endpoint is for administrators.",
-        )
-        .code("insufficient_permissions"));
-    }
+    require_admin(&principal)?;
     let mut router = state.clients.router.clone();
     let health = router
         .provider_health(
