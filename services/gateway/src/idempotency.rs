@@ -33,6 +33,8 @@ const KEPT_HEADERS: &[&str] = &[
     "content-type",
     "x-oneflow-provider",
     "x-oneflow-deployment",
+    "x-oneflow-variant",
+    "x-oneflow-cache",
     "x-oneflow-billing-id",
 ];
 

@@ -133,14 +133,25 @@ fn with_rate_headers(outcome: Result<Response, ApiError>, window: Option<&billin
     resp
 }
 
+/// Whether the client opted in to the response cache (`x-oneflow-cache: use`).
+fn wants_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-oneflow-cache")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("use"))
+}
+
 fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &str) {
     let headers = resp.headers_mut();
     if let Some(r) = route {
         for (name, value) in [
             ("x-oneflow-provider", &r.provider),
             ("x-oneflow-deployment", &r.deployment),
+            ("x-oneflow-variant", &r.variant),
         ] {
-            if let Ok(v) = HeaderValue::from_str(value) {
+            if !value.is_empty()
+                && let Ok(v) = HeaderValue::from_str(value)
+            {
                 headers.insert(name, v);
             }
         }
@@ -162,6 +173,7 @@ fn finish_unary(
     mut pending: Pending,
     call: Result<UnaryAnswer, tonic::Status>,
     billing_id: &str,
+    cache_requested: bool,
 ) -> Result<Response, ApiError> {
     match call {
         Ok((route, body, usage)) => {
@@ -172,6 +184,13 @@ fn finish_unary(
             pending.finish();
             let mut out = json_response(body);
             route_headers(&mut out, route.as_ref(), billing_id);
+            if cache_requested {
+                let hit = route.as_ref().is_some_and(|r| r.cache_hit);
+                out.headers_mut().insert(
+                    "x-oneflow-cache",
+                    HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+                );
+            }
             Ok(out)
         }
         Err(status) => {
@@ -231,11 +250,13 @@ pub async fn chat_completions(
                 .with_client_request_id(client_request_id(&headers)),
             input_estimate,
         );
+        let cache = !stream && wants_cache(&headers);
         let request = pb::ChatRequest {
             meta: Some(pb::RequestMeta {
                 request_id: client_request_id(&headers),
                 user_id: principal.user_id.clone(),
                 key_id: principal.key_id.clone(),
+                cache,
             }),
             body: body.to_vec(),
         };
@@ -249,6 +270,7 @@ pub async fn chat_completions(
                     (r.route, r.body, r.usage)
                 }),
                 &billing_id,
+                cache,
             );
         }
 
@@ -421,6 +443,7 @@ pub async fn embeddings(
                 request_id: client_request_id(&headers),
                 user_id: principal.user_id.clone(),
                 key_id: principal.key_id.clone(),
+                cache: false,
             }),
             body: body.to_vec(),
         };
@@ -432,6 +455,7 @@ pub async fn embeddings(
                 (r.route, r.body, r.usage)
             }),
             &billing_id,
+            false,
         )
     }
     .await;

@@ -100,6 +100,7 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
             max_output_tokens: e.max_output,
             strategy: Strategy::Ordered,
             max_cost: None,
+            variants: Vec::new(),
         });
         pricing.models.push(ModelPrice {
             model: e.model.to_owned(),

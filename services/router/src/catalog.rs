@@ -1,6 +1,8 @@
 //! The resolved routing table: configuration checked once at start-up (every
 //! reference exists, credentials are readable) and turned into shared
-//! deployments carrying their breaker and live statistics.
+//! deployments carrying their breaker and live statistics. A reload builds a
+//! new catalog that keeps the breaker and statistics of every deployment whose
+//! name survives, so a reload neither forgets an outage nor resets latencies.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -62,10 +64,10 @@ pub struct Deployment {
     pub provider: Arc<Provider>,
     /// Model name sent upstream.
     pub upstream_model: String,
-    /// Its circuit breaker.
-    pub breaker: CircuitBreaker,
-    /// Its live statistics.
-    pub stats: DeploymentStats,
+    /// Its circuit breaker (carried over across reloads).
+    pub breaker: Arc<CircuitBreaker>,
+    /// Its live statistics (carried over across reloads).
+    pub stats: Arc<DeploymentStats>,
     /// Upstream requests per minute (0 = unlimited).
     pub requests_per_minute: u64,
     /// Upstream tokens per minute (0 = unlimited).
@@ -95,6 +97,19 @@ pub struct Model {
     pub strategy: Strategy,
     /// Price cap for the `quality` strategy.
     pub max_cost: Option<f64>,
+    /// A/B experiment arms (empty = no experiment).
+    pub variants: Vec<Variant>,
+}
+
+/// One arm of an A/B experiment.
+#[derive(Debug)]
+pub struct Variant {
+    /// Name reported to clients and metrics.
+    pub name: String,
+    /// Relative share of users.
+    pub weight: u32,
+    /// The arm's own deployments.
+    pub deployments: Vec<Arc<Deployment>>,
 }
 
 /// The configuration does not hold together.
@@ -124,6 +139,9 @@ pub enum CatalogError {
     /// A model has no deployment.
     #[error("model `{0}` has no deployments")]
     Empty(String),
+    /// An experiment cannot assign anyone.
+    #[error("model `{0}`: every variant needs deployments and the weights must not all be 0")]
+    BadExperiment(String),
 }
 
 /// Every public model by name.
@@ -136,6 +154,15 @@ pub struct Catalog {
 impl Catalog {
     /// Resolves and checks the configuration.
     pub fn build(config: &RouterConfig) -> Result<Self, CatalogError> {
+        Self::rebuild(config, None)
+    }
+
+    /// Like [`build`](Self::build), keeping the breakers and statistics of the
+    /// `previous` catalog's deployments that keep their name.
+    pub fn rebuild(config: &RouterConfig, previous: Option<&Catalog>) -> Result<Self, CatalogError> {
+        let carried: HashMap<&str, &Arc<Deployment>> = previous
+            .map(|p| p.deployments.iter().map(|d| (d.name.as_str(), d)).collect())
+            .unwrap_or_default();
         let mut providers = HashMap::new();
         for p in &config.providers {
             let api_key = match (&p.api_key_file, &p.api_key_env) {
@@ -171,12 +198,19 @@ impl Catalog {
                     kind: "provider",
                     name: d.provider.clone(),
                 })?;
+            let (breaker, stats) = match carried.get(d.name.as_str()) {
+                Some(old) => (old.breaker.clone(), old.stats.clone()),
+                None => (
+                    Arc::new(CircuitBreaker::new(config.breaker.clone())),
+                    Arc::new(DeploymentStats::default()),
+                ),
+            };
             let dep = Arc::new(Deployment {
                 name: d.name.clone(),
                 provider,
                 upstream_model: d.upstream_model.clone(),
-                breaker: CircuitBreaker::new(config.breaker.clone()),
-                stats: DeploymentStats::default(),
+                breaker,
+                stats,
                 requests_per_minute: d.requests_per_minute.unwrap_or(0),
                 tokens_per_minute: d.tokens_per_minute.unwrap_or(0),
                 weight: d.weight,
@@ -193,20 +227,36 @@ impl Catalog {
         }
         let mut models = HashMap::new();
         for m in &config.models {
-            if m.deployments.is_empty() {
+            if m.deployments.is_empty() && m.variants.is_empty() {
                 return Err(CatalogError::Empty(m.name.clone()));
             }
-            let chain = m
-                .deployments
-                .iter()
-                .map(|name| {
-                    deployments.get(name).cloned().ok_or_else(|| CatalogError::Unknown {
-                        from: format!("model `{}`", m.name),
-                        kind: "deployment",
-                        name: name.clone(),
+            let resolve = |names: &[String]| {
+                names
+                    .iter()
+                    .map(|name| {
+                        deployments.get(name).cloned().ok_or_else(|| CatalogError::Unknown {
+                            from: format!("model `{}`", m.name),
+                            kind: "deployment",
+                            name: name.clone(),
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let chain = resolve(&m.deployments)?;
+            let mut variants = Vec::with_capacity(m.variants.len());
+            for v in &m.variants {
+                if v.deployments.is_empty() {
+                    return Err(CatalogError::BadExperiment(m.name.clone()));
+                }
+                variants.push(Variant {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    deployments: resolve(&v.deployments)?,
+                });
+            }
+            if !variants.is_empty() && variants.iter().all(|v| v.weight == 0) {
+                return Err(CatalogError::BadExperiment(m.name.clone()));
+            }
             let model = Model {
                 name: m.name.clone(),
                 operation: m.operation,
@@ -215,6 +265,7 @@ impl Catalog {
                 max_output_tokens: m.max_output_tokens,
                 strategy: m.strategy,
                 max_cost: m.max_cost,
+                variants,
             };
             if models.insert(m.name.clone(), Arc::new(model)).is_some() {
                 return Err(CatalogError::Duplicate {

@@ -117,6 +117,120 @@ pub struct ModelConfig {
     /// Price cap (the deployments' `cost`) for the `quality` strategy.
     #[serde(default)]
     pub max_cost: Option<f64>,
+    /// An A/B experiment: each user is assigned one variant for good (by a hash
+    /// of the user and the model), served by the variant's deployments first and
+    /// then by the model's `deployments` as shared fallbacks.
+    #[serde(default)]
+    pub variants: Vec<VariantConfig>,
+}
+
+/// One arm of an A/B experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    /// Reported in `x-oneflow-variant` and the metrics.
+    pub name: String,
+    /// Share of users (relative to the other variants).
+    pub weight: u32,
+    /// Deployment names, ordered by the model's strategy.
+    pub deployments: Vec<String>,
+}
+
+/// How cache hits are billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HitBilling {
+    /// The usage of the original answer is charged again (the client saved latency, not money).
+    Full,
+    /// Hits cost nothing.
+    #[default]
+    Free,
+}
+
+/// Who shares cached answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// Only the user who asked (the default: answers never cross accounts).
+    #[default]
+    User,
+    /// Every caller of the gateway.
+    Global,
+}
+
+/// Exact-match response cache for non-streaming chat requests that opt in
+/// (header `x-oneflow-cache: use` on the gateway).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Off = opt-in requests are served as if no cache existed.
+    pub enabled: bool,
+    /// How long an answer stays.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Entries kept by the in-process cache (used when `redis.url` is empty).
+    pub max_entries: u64,
+    /// Answers larger than this are not stored.
+    pub max_body_bytes: usize,
+    /// Who shares answers.
+    pub scope: CacheScope,
+    /// How hits are billed.
+    pub hit_billing: HitBilling,
+    /// Shared cache for every router replica; empty URL = in-process memory.
+    pub redis: oneflow_runtime::RedisConfig,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl: Duration::from_secs(3600),
+            max_entries: 10_000,
+            max_body_bytes: 1 << 20,
+            scope: CacheScope::User,
+            hit_billing: HitBilling::Free,
+            redis: oneflow_runtime::RedisConfig::default(),
+        }
+    }
+}
+
+/// Reloading the routing table while serving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// How often the configuration file's modification time is checked
+    /// (SIGHUP reloads at once either way); 0 = only on SIGHUP.
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Active health probes, on top of the passive health every request feeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Interval between probes of each deployment; 0 = no active probes.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Bound on one probe.
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            probe_interval: Duration::ZERO,
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 fn default_max_output() -> u64 {
@@ -173,6 +287,12 @@ pub struct RouterConfig {
     /// Billing, which keeps the per-deployment RPM/TPM counters shared by every
     /// router replica; unset = deployment limits are not enforced.
     pub billing: Option<oneflow_runtime::GrpcClientConfig>,
+    /// Exact-match response cache.
+    pub cache: CacheConfig,
+    /// Reloading providers, deployments and models while serving.
+    pub reload: ReloadConfig,
+    /// Active health probes.
+    pub health: HealthConfig,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
 }
@@ -188,6 +308,9 @@ impl Default for RouterConfig {
             breaker: BreakerConfig::default(),
             retry: oneflow_resilience::RetryPolicy::default(),
             billing: None,
+            cache: CacheConfig::default(),
+            reload: ReloadConfig::default(),
+            health: HealthConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

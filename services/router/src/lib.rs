@@ -2,8 +2,11 @@
 //! (public models → fallback chains of deployments), circuit breakers and
 //! passive health, and talks to upstream providers so no other service does.
 
+mod cache;
 mod catalog;
 mod config;
+mod probe;
+mod reload;
 mod service;
 mod strategy;
 mod upstream;
@@ -11,14 +14,20 @@ mod upstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use oneflow_proto::router::v1::router_service_server::RouterServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use cache::ResponseCache;
 pub use catalog::{Catalog, CatalogError};
 pub use config::{
-    DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, Strategy, TimeoutConfig,
+    CacheConfig, CacheScope, DeploymentConfig, HealthConfig, HitBilling, ModelConfig, ModelOperation, ProviderConfig,
+    ProviderKind, ReloadConfig, RouterConfig, Strategy, TimeoutConfig, VariantConfig,
 };
+pub use probe::probe_all;
+pub use reload::{Loader, ReloadSource, reload_once};
 pub use service::RouterGrpc;
 pub use upstream::{Upstream, UpstreamError};
 
@@ -27,14 +36,34 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     grace: std::time::Duration,
+    table: Arc<ArcSwap<Catalog>>,
+    reload: Option<ReloadSource>,
+    probes: Option<(Upstream, std::time::Duration, std::time::Duration)>,
 }
 
 impl App {
     /// Checks the routing table, builds the upstream client, binds.
     pub async fn build(config: RouterConfig) -> anyhow::Result<Self> {
-        let catalog = Arc::new(Catalog::build(&config)?);
+        Self::build_with_reload(config, None).await
+    }
+
+    /// Like [`build`](Self::build), and reloads the routing table from `reload`
+    /// on SIGHUP or when its file changes.
+    pub async fn build_with_reload(config: RouterConfig, reload: Option<ReloadSource>) -> anyhow::Result<Self> {
+        let table = Arc::new(ArcSwap::from_pointee(Catalog::build(&config)?));
         let upstream = Upstream::new(config.timeouts.connect, config.timeouts.read)?;
-        let mut grpc = RouterGrpc::new(catalog, upstream, config.timeouts.clone()).with_retry(config.retry.clone());
+        let mut grpc = RouterGrpc::with_table(table.clone(), upstream.clone(), config.timeouts.clone())
+            .with_retry(config.retry.clone());
+        if let Some(cache) = ResponseCache::new(&config.cache)? {
+            grpc = grpc.with_cache(Arc::new(cache), config.cache.hit_billing);
+        }
+        let probes = (!config.health.probe_interval.is_zero()).then(|| {
+            (
+                upstream.clone(),
+                config.health.probe_interval,
+                config.health.probe_timeout,
+            )
+        });
         if let Some(billing) = &config.billing {
             let channel = oneflow_runtime::lazy_channel(billing)?;
             grpc = grpc.with_capacity(
@@ -56,7 +85,15 @@ impl App {
             listener,
             router,
             grace: config.server.shutdown_grace,
+            table,
+            reload,
+            probes,
         })
+    }
+
+    /// The live routing table (swapped on reload).
+    pub fn table(&self) -> Arc<ArcSwap<Catalog>> {
+        self.table.clone()
     }
 
     /// The bound address.
@@ -66,6 +103,21 @@ impl App {
 
     /// Serves until `shutdown`, then drains within the configured bound.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        oneflow_runtime::serve(self.listener, self.router, shutdown, self.grace).await
+        let background = shutdown.child_token();
+        if let Some(source) = self.reload {
+            tokio::spawn(reload::watch(self.table.clone(), source, background.clone()));
+        }
+        if let Some((upstream, interval, timeout)) = self.probes {
+            tokio::spawn(probe::run(
+                self.table.clone(),
+                upstream,
+                interval,
+                timeout,
+                background.clone(),
+            ));
+        }
+        let served = oneflow_runtime::serve(self.listener, self.router, shutdown, self.grace).await;
+        background.cancel();
+        served
     }
 }

@@ -1,6 +1,6 @@
 //! `oneflow-router`: wires configuration, telemetry and the service together.
 use clap::Parser as _;
-use oneflow_router::{App, Catalog, RouterConfig};
+use oneflow_router::{App, Catalog, ReloadSource, RouterConfig};
 use oneflow_runtime::{Cli, Command, NoExtra, emit};
 
 #[tokio::main]
@@ -11,7 +11,14 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
             let telemetry = oneflow_telemetry::init(&config.telemetry, "oneflow-router")?;
-            let app = App::build(config).await?;
+            let path = cli.config.clone();
+            let overrides = cli.overrides();
+            let source = ReloadSource {
+                path: path.clone(),
+                interval: config.reload.watch_interval,
+                loader: std::sync::Arc::new(move || Ok(oneflow_runtime::load_config(path.as_deref(), &overrides)?)),
+            };
+            let app = App::build_with_reload(config, Some(source)).await?;
             tracing::info!(addr = %app.local_addr()?, "router listening");
             app.run(oneflow_runtime::shutdown_on_signal()).await?;
             tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;

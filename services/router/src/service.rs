@@ -19,8 +19,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
+use arc_swap::ArcSwap;
+
+use crate::cache::ResponseCache;
 use crate::catalog::{Catalog, Deployment, Model, dec, inc};
-use crate::config::{ModelOperation, TimeoutConfig};
+use crate::config::{HitBilling, ModelOperation, TimeoutConfig};
 use crate::upstream::{Upstream, UpstreamError, usage_of};
 use oneflow_proto::billing::v1::AcquireDeploymentCapacityRequest;
 use oneflow_proto::billing::v1::billing_service_client::BillingServiceClient;
@@ -29,11 +32,12 @@ use oneflow_runtime::TracedChannel;
 /// gRPC implementation of the router.
 #[derive(Debug, Clone)]
 pub struct RouterGrpc {
-    catalog: Arc<Catalog>,
+    catalog: Arc<ArcSwap<Catalog>>,
     upstream: Upstream,
     timeouts: TimeoutConfig,
     retry: RetryPolicy,
     capacity: Option<(BillingServiceClient<TracedChannel>, std::time::Duration)>,
+    cache: Option<(Arc<ResponseCache>, HitBilling)>,
 }
 
 /// A validated model request: the JSON body and the model it names.
@@ -149,14 +153,39 @@ fn to_bytes(body: &Map<String, Value>) -> Result<Bytes, Status> {
         .map_err(|_| Status::internal("cannot encode the upstream request"))
 }
 
-fn route(dep: &Deployment, attempts: u32) -> pb::Route {
+fn route(dep: &Deployment, attempts: u32, variant: Option<&str>) -> pb::Route {
     pb::Route {
         provider: dep.provider.name.clone(),
         deployment: dep.name.clone(),
         upstream_model: dep.upstream_model.clone(),
-        variant: String::new(),
+        variant: variant.unwrap_or_default().to_owned(),
         cache_hit: false,
         attempts,
+    }
+}
+
+/// Who an experiment assigns: the user, else the key, else the request.
+fn subject(meta: Option<&pb::RequestMeta>) -> &str {
+    meta.map_or("", |m| {
+        [&m.user_id, &m.key_id, &m.request_id]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .map_or("", String::as_str)
+    })
+}
+
+/// What [`RouterGrpc::dispatch`] found: the deployment that answered, its
+/// response, the attempts it took and the experiment arm, if any.
+struct Dispatched {
+    dep: Arc<Deployment>,
+    resp: reqwest::Response,
+    attempts: u32,
+    variant: Option<String>,
+}
+
+impl Dispatched {
+    fn route(&self) -> pb::Route {
+        route(&self.dep, self.attempts, self.variant.as_deref())
     }
 }
 
@@ -206,13 +235,28 @@ fn event(e: pb::chat_stream_event::Event) -> Result<pb::ChatStreamEvent, Status>
 impl RouterGrpc {
     /// A router over `catalog`.
     pub fn new(catalog: Arc<Catalog>, upstream: Upstream, timeouts: TimeoutConfig) -> Self {
+        Self::with_table(Arc::new(ArcSwap::new(catalog)), upstream, timeouts)
+    }
+
+    /// A router over a routing table that may be swapped while it serves
+    /// (requests in flight keep the table they started with).
+    pub fn with_table(catalog: Arc<ArcSwap<Catalog>>, upstream: Upstream, timeouts: TimeoutConfig) -> Self {
         Self {
             catalog,
             upstream,
             timeouts,
             retry: RetryPolicy::default(),
             capacity: None,
+            cache: None,
         }
+    }
+
+    /// Serves opted-in non-streaming chat requests from `cache`; hits are
+    /// billed as `billing` says.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<ResponseCache>, billing: HitBilling) -> Self {
+        self.cache = Some((cache, billing));
+        self
     }
 
     /// Retries on the same deployment before falling over (default: 3 retries,
@@ -267,18 +311,24 @@ impl RouterGrpc {
     async fn dispatch(
         &self,
         call: &ModelCall,
+        meta: Option<&pb::RequestMeta>,
         path: &str,
         stream: bool,
-    ) -> Result<(Arc<Deployment>, reqwest::Response, u32), Status> {
+    ) -> Result<Dispatched, Status> {
         let mut last: Option<Status> = None;
         let mut attempts = 0u32;
         let mut full_wait: Option<u64> = None;
         let mut tokens: Option<u64> = None;
         // The strategy orders the chain; the RNG is dropped before any await.
-        let chain = {
+        let (variant, chain) = {
             let mut rng = rand::rng();
-            crate::strategy::order(&call.model, &mut rng)
+            let (arm, chain) = crate::strategy::plan(&call.model, subject(meta), &mut rng);
+            (arm.map(|a| a.name.clone()), chain)
         };
+        if let Some(v) = &variant {
+            metrics::counter!("oneflow_router_experiment_requests_total", "model" => call.model.name.clone(), "variant" => v.clone())
+                .increment(1);
+        }
         for dep in &chain {
             if !dep.breaker.would_admit() {
                 metrics::counter!("oneflow_router_breaker_skips_total", "deployment" => dep.name.clone()).increment(1);
@@ -351,7 +401,12 @@ impl RouterGrpc {
                 Ok(resp) => {
                     permit.success();
                     dep.stats.record(elapsed, false);
-                    return Ok((dep.clone(), resp, attempts));
+                    return Ok(Dispatched {
+                        dep: dep.clone(),
+                        resp,
+                        attempts,
+                        variant,
+                    });
                 }
                 Err(e) if e.is_retryable() => {
                     permit.failure();
@@ -396,11 +451,51 @@ impl RouterGrpc {
         }))
     }
 
-    async fn unary(&self, call: &ModelCall, path: &str) -> Result<(pb::Route, Bytes, Usage), Status> {
-        let (dep, resp, attempts) = self.dispatch(call, path, false).await?;
-        let body = Upstream::body(resp).await.map_err(upstream_status)?;
+    async fn unary(
+        &self,
+        call: &ModelCall,
+        meta: Option<&pb::RequestMeta>,
+        path: &str,
+    ) -> Result<(pb::Route, Bytes, Usage), Status> {
+        let d = self.dispatch(call, meta, path, false).await?;
+        let route = d.route();
+        let body = Upstream::body(d.resp).await.map_err(upstream_status)?;
         let usage = usage_of(&body).map(Usage::from).unwrap_or_default();
-        Ok((route(&dep, attempts), body, usage))
+        Ok((route, body, usage))
+    }
+
+    /// A non-streaming chat answer, from the cache when the caller opted in and
+    /// an identical request was answered within the TTL.
+    async fn cached_chat(&self, call: &ModelCall, meta: Option<&pb::RequestMeta>) -> Result<pb::ChatResponse, Status> {
+        let cache = match (&self.cache, meta) {
+            (Some((cache, billing)), Some(m)) if m.cache => Some((cache, *billing, m)),
+            _ => None,
+        };
+        let key = cache.map(|(c, _, m)| c.key(&m.user_id, &call.model.name, &call.body));
+        if let (Some((cache, billing, _)), Some(key)) = (cache, &key)
+            && let Some(mut hit) = cache.get(key).await
+        {
+            metrics::counter!("oneflow_router_cache_requests_total", "result" => "hit").increment(1);
+            if let Some(r) = hit.route.as_mut() {
+                r.cache_hit = true;
+                r.attempts = 0;
+            }
+            if billing == HitBilling::Free {
+                hit.usage = Some(Usage::default());
+            }
+            return Ok(hit);
+        }
+        let (route, body, usage) = self.unary(call, meta, "/chat/completions").await?;
+        let answer = pb::ChatResponse {
+            route: Some(route),
+            body: body.to_vec(),
+            usage: Some(usage),
+        };
+        if let (Some((cache, _, _)), Some(key)) = (cache, &key) {
+            metrics::counter!("oneflow_router_cache_requests_total", "result" => "miss").increment(1);
+            cache.put(key, &answer).await;
+        }
+        Ok(answer)
     }
 }
 
@@ -409,15 +504,10 @@ impl RouterService for RouterGrpc {
     #[tracing::instrument(skip_all)]
     async fn chat_completion(&self, request: Request<pb::ChatRequest>) -> Result<Response<pb::ChatResponse>, Status> {
         let r = request.into_inner();
-        let mut call = parse_call(&self.catalog, &r.body, ModelOperation::Chat, "messages")?;
+        let mut call = parse_call(&self.catalog.load(), &r.body, ModelOperation::Chat, "messages")?;
         call.body.remove("stream");
         call.body.remove("stream_options");
-        let (route, body, usage) = self.unary(&call, "/chat/completions").await?;
-        Ok(Response::new(pb::ChatResponse {
-            route: Some(route),
-            body: body.to_vec(),
-            usage: Some(usage),
-        }))
+        Ok(Response::new(self.cached_chat(&call, r.meta.as_ref()).await?))
     }
 
     type StreamChatCompletionStream = ChatStream;
@@ -429,7 +519,7 @@ impl RouterService for RouterGrpc {
     ) -> Result<Response<Self::StreamChatCompletionStream>, Status> {
         use pb::chat_stream_event::Event;
         let r = request.into_inner();
-        let mut call = parse_call(&self.catalog, &r.body, ModelOperation::Chat, "messages")?;
+        let mut call = parse_call(&self.catalog.load(), &r.body, ModelOperation::Chat, "messages")?;
         let include_usage = call
             .body
             .get("stream_options")
@@ -438,11 +528,12 @@ impl RouterService for RouterGrpc {
             .unwrap_or(false);
         call.body.insert("stream".into(), Value::Bool(true));
         let input_estimate = estimate_input_tokens(&call.body);
-        let (dep, resp, attempts) = self.dispatch(&call, "/chat/completions", true).await?;
+        let dispatched = self.dispatch(&call, r.meta.as_ref(), "/chat/completions", true).await?;
+        let route = dispatched.route();
+        let Dispatched { dep, resp, .. } = dispatched;
         let (tx, rx) = mpsc::channel(64);
         let first_token = self.timeouts.first_token;
         let total = self.timeouts.stream_total;
-        let route = route(&dep, attempts);
         tokio::spawn(async move {
             if tx.send(event(Event::Route(route))).await.is_err() {
                 return;
@@ -521,8 +612,8 @@ impl RouterService for RouterGrpc {
         request: Request<pb::EmbeddingsRequest>,
     ) -> Result<Response<pb::EmbeddingsResponse>, Status> {
         let r = request.into_inner();
-        let call = parse_call(&self.catalog, &r.body, ModelOperation::Embeddings, "input")?;
-        let (route, body, usage) = self.unary(&call, "/embeddings").await?;
+        let call = parse_call(&self.catalog.load(), &r.body, ModelOperation::Embeddings, "input")?;
+        let (route, body, usage) = self.unary(&call, r.meta.as_ref(), "/embeddings").await?;
         Ok(Response::new(pb::EmbeddingsResponse {
             route: Some(route),
             body: body.to_vec(),
@@ -549,6 +640,7 @@ impl RouterService for RouterGrpc {
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let models = self
             .catalog
+            .load()
             .models()
             .iter()
             .map(|m| pb::Model {
@@ -576,6 +668,7 @@ impl RouterService for RouterGrpc {
     ) -> Result<Response<pb::ProviderHealthResponse>, Status> {
         let deployments = self
             .catalog
+            .load()
             .deployments()
             .iter()
             .map(|d| {

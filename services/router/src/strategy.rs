@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 
 use rand::Rng;
 
-use crate::catalog::{Deployment, Model};
+use sha2::{Digest as _, Sha256};
+
+use crate::catalog::{Deployment, Model, Variant};
 use crate::config::Strategy;
 
 fn in_flight(d: &Deployment) -> u64 {
@@ -27,10 +29,60 @@ fn by_f64(a: Option<f64>, b: Option<f64>) -> Ordering {
     }
 }
 
-/// The deployments of `model` in the order to try them for one request.
-pub fn order(model: &Model, rng: &mut impl Rng) -> Vec<Arc<Deployment>> {
-    let mut chain = model.deployments.clone();
-    match model.strategy {
+/// The variant of `model`'s experiment that `subject` (a user, or a key when
+/// there is no user) belongs to: a hash of the model and the subject picks a
+/// point in the total weight, so the same subject always lands in the same arm
+/// on every replica, and arms receive users in proportion to their weights.
+pub fn variant<'m>(model: &'m Model, subject: &str) -> Option<&'m Variant> {
+    let total: u64 = model.variants.iter().map(|v| u64::from(v.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let digest = Sha256::new()
+        .chain_update(model.name.as_bytes())
+        .chain_update([0u8])
+        .chain_update(subject.as_bytes())
+        .finalize();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    let mut point = u64::from_be_bytes(head) % total;
+    model.variants.iter().find(|v| {
+        let w = u64::from(v.weight);
+        if point < w {
+            true
+        } else {
+            point -= w;
+            false
+        }
+    })
+}
+
+/// The deployments to try for one request, in order, and the experiment arm
+/// they come from: the arm's deployments first (when the model runs an
+/// experiment), then the model's own deployments as fallbacks, each group
+/// ordered by the model's strategy.
+pub fn plan<'m>(model: &'m Model, subject: &str, rng: &mut impl Rng) -> (Option<&'m Variant>, Vec<Arc<Deployment>>) {
+    let arm = variant(model, subject);
+    let mut chain = match arm {
+        Some(v) => order(model.strategy, v.deployments.clone(), model.max_cost, rng),
+        None => Vec::new(),
+    };
+    for d in order(model.strategy, model.deployments.clone(), model.max_cost, rng) {
+        if !chain.iter().any(|c| Arc::ptr_eq(c, &d)) {
+            chain.push(d);
+        }
+    }
+    (arm, chain)
+}
+
+/// `deployments` in the order `strategy` wants them tried.
+pub fn order(
+    strategy: Strategy,
+    mut chain: Vec<Arc<Deployment>>,
+    max_cost: Option<f64>,
+    rng: &mut impl Rng,
+) -> Vec<Arc<Deployment>> {
+    match strategy {
         Strategy::Ordered => {}
         Strategy::Weighted => {
             let total: u64 = chain.iter().map(|d| u64::from(d.weight)).sum();
@@ -69,7 +121,7 @@ pub fn order(model: &Model, rng: &mut impl Rng) -> Vec<Arc<Deployment>> {
         }
         Strategy::Cost => chain.sort_by(|a, b| by_f64(a.cost, b.cost)),
         Strategy::Quality => {
-            let within = |d: &Deployment| match (model.max_cost, d.cost) {
+            let within = |d: &Deployment| match (max_cost, d.cost) {
                 (Some(cap), Some(cost)) => cost <= cap,
                 (Some(_), None) => false,
                 (None, _) => true,
@@ -87,8 +139,8 @@ pub fn order(model: &Model, rng: &mut impl Rng) -> Vec<Arc<Deployment>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arc, AtomicOrdering, Deployment, Model, order};
-    use crate::catalog::{DeploymentStats, Provider};
+    use super::{Arc, AtomicOrdering, Deployment, Model};
+    use crate::catalog::{DeploymentStats, Provider, Variant};
     use crate::config::Strategy as Pick;
     use crate::config::{ModelOperation, ProviderKind};
     use oneflow_resilience::{BreakerConfig, CircuitBreaker};
@@ -105,8 +157,8 @@ mod tests {
                 api_key: None,
             }),
             upstream_model: "m".into(),
-            breaker: CircuitBreaker::new(BreakerConfig::default()),
-            stats: DeploymentStats::default(),
+            breaker: Arc::new(CircuitBreaker::new(BreakerConfig::default())),
+            stats: Arc::new(DeploymentStats::default()),
             requests_per_minute: 0,
             tokens_per_minute: 0,
             weight,
@@ -124,6 +176,49 @@ mod tests {
             max_output_tokens: 0,
             strategy,
             max_cost,
+            variants: Vec::new(),
+        }
+    }
+
+    fn order(m: &Model, rng: &mut impl rand::Rng) -> Vec<Arc<Deployment>> {
+        super::order(m.strategy, m.deployments.clone(), m.max_cost, rng)
+    }
+
+    fn experiment(weights: &[u32]) -> Model {
+        let shared = dep("shared", 1, None, None);
+        let mut m = model(Pick::Ordered, vec![shared], None);
+        m.variants = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Variant {
+                name: format!("v{i}"),
+                weight: *w,
+                deployments: vec![dep(&format!("d{i}"), 1, None, None)],
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn an_experiment_serves_the_arm_first_and_the_shared_deployments_after() {
+        let m = experiment(&[1, 1]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (arm, chain) = super::plan(&m, "user-1", &mut rng);
+        let arm = arm.unwrap();
+        let expected_first = format!("d{}", &arm.name[1..]);
+        assert_eq!(names(&chain), [expected_first.as_str(), "shared"]);
+        // A model without an experiment has no arm.
+        let plain = model(Pick::Ordered, vec![dep("a", 1, None, None)], None);
+        let (arm, chain) = super::plan(&plain, "user-1", &mut rng);
+        assert!(arm.is_none());
+        assert_eq!(names(&chain), ["a"]);
+    }
+
+    #[test]
+    fn a_zero_weight_arm_gets_nobody() {
+        let m = experiment(&[0, 5]);
+        for i in 0..200 {
+            assert_eq!(super::variant(&m, &format!("u{i}")).unwrap().name, "v1");
         }
     }
 
@@ -163,6 +258,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn assignment_is_sticky(subject in ".{0,40}", w1 in 1u32..10, w2 in 1u32..10) {
+            let m = experiment(&[w1, w2]);
+            let first = super::variant(&m, &subject).unwrap().name.clone();
+            for _ in 0..5 {
+                prop_assert_eq!(&super::variant(&m, &subject).unwrap().name, &first);
+            }
+        }
+
+        #[test]
+        fn arms_receive_users_in_proportion(w1 in 1u32..10, w2 in 1u32..10, salt in any::<u64>()) {
+            let m = experiment(&[w1, w2]);
+            let n = 4000;
+            let in_first = (0..n).filter(|i| super::variant(&m, &format!("{salt}-{i}")).unwrap().name == "v0").count();
+            let expected = f64::from(w1) / f64::from(w1 + w2);
+            #[expect(clippy::cast_precision_loss, reason = "a share")]
+            let share = in_first as f64 / f64::from(n);
+            prop_assert!((share - expected).abs() < 0.05, "share {share} vs {expected}");
+        }
+
         #[test]
         fn weights_converge_to_their_shares(w1 in 1u32..10, w2 in 1u32..10, seed in any::<u64>()) {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

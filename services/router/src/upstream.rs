@@ -156,6 +156,16 @@ impl Upstream {
         }
     }
 
+    /// A cheap request that tells whether the deployment's provider answers
+    /// with its credentials: `GET {base_url}/models`.
+    pub async fn probe(&self, deployment: &Deployment) -> bool {
+        let mut req = self.client.get(format!("{}/models", deployment.provider.base_url));
+        if let Some(key) = &deployment.provider.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        req.send().await.is_ok_and(|r| r.status().is_success())
+    }
+
     /// Reads a whole successful body.
     pub async fn body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
         resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))

@@ -6,98 +6,22 @@
     clippy::panic,
     reason = "test code: failing loudly is the point"
 )]
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 
+use common::{chat, closed_port, mock, provider, router};
 use futures::StreamExt as _;
-use oneflow_mock_provider::{MockConfig, MockState};
+use oneflow_mock_provider::MockConfig;
 use oneflow_proto::router::v1 as pb;
 use oneflow_proto::router::v1::chat_stream_event::Event;
 use oneflow_proto::router::v1::router_service_server::RouterService;
-use oneflow_resilience::{BreakerConfig, RetryPolicy};
+use oneflow_resilience::RetryPolicy;
 use oneflow_router::{
-    Catalog, DeploymentConfig, ModelConfig, ModelOperation, ProviderConfig, ProviderKind, RouterConfig, RouterGrpc,
-    Strategy, TimeoutConfig, Upstream,
+    Catalog, DeploymentConfig, ModelConfig, ModelOperation, RouterConfig, RouterGrpc, Strategy, TimeoutConfig, Upstream,
 };
 use serde_json::json;
 use tonic::Request;
-
-async fn mock(config: MockConfig) -> (SocketAddr, MockState) {
-    let state = MockState::new(config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = oneflow_mock_provider::router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, state)
-}
-
-fn provider(name: &str, addr: SocketAddr) -> ProviderConfig {
-    ProviderConfig {
-        name: name.into(),
-        kind: ProviderKind::OpenaiCompatible,
-        base_url: format!("http://{addr}/v1"),
-        api_key_env: None,
-        api_key_file: None,
-    }
-}
-
-fn router(providers: Vec<ProviderConfig>, threshold: u32) -> RouterGrpc {
-    let deployments = providers
-        .iter()
-        .map(|p| DeploymentConfig {
-            name: p.name.clone(),
-            provider: p.name.clone(),
-            upstream_model: "mock-gpt".into(),
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            weight: 1,
-            cost: None,
-            quality: None,
-        })
-        .collect();
-    let models = vec![ModelConfig {
-        name: "public".into(),
-        operation: ModelOperation::Chat,
-        deployments: providers.iter().map(|p| p.name.clone()).collect(),
-        context_window: 1000,
-        max_output_tokens: 100,
-        strategy: Strategy::Ordered,
-        max_cost: None,
-    }];
-    let config = RouterConfig {
-        providers,
-        deployments,
-        models,
-        breaker: BreakerConfig {
-            failure_threshold: threshold,
-            ..BreakerConfig::default()
-        },
-        ..RouterConfig::default()
-    };
-    let timeouts = TimeoutConfig::default();
-    RouterGrpc::new(
-        Arc::new(Catalog::build(&config).unwrap()),
-        Upstream::new(timeouts.connect, timeouts.read).unwrap(),
-        timeouts,
-    )
-    .with_retry(RetryPolicy::no_retries())
-}
-
-fn chat(extra: serde_json::Value) -> Request<pb::ChatRequest> {
-    let mut body = json!({ "model": "public", "messages": [{ "role": "user", "content": "one two three four" }] });
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    Request::new(pb::ChatRequest {
-        meta: None,
-        body: serde_json::to_vec(&body).unwrap(),
-    })
-}
-
-fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 #[tokio::test]
 async fn falls_over_on_5xx_and_connection_errors_to_the_next_deployment() {
@@ -295,6 +219,7 @@ async fn a_deployment_at_its_upstream_rpm_is_skipped_and_all_full_is_429() {
             max_output_tokens: 100,
             strategy: Strategy::Ordered,
             max_cost: None,
+            variants: Vec::new(),
         }];
         let config = RouterConfig {
             providers: providers.clone(),
