@@ -33,8 +33,20 @@ pub struct BillingConfig {
     pub pricing: PricingConfig,
     /// Default rate limits and quotas.
     pub limits: LimitsConfig,
+    /// Where usage reports are read.
+    pub reports: ReportsConfig,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
+}
+
+/// Usage reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// A read replica of the ledger database for `GET /v1/billing/usage`
+    /// (same pool settings as `[database]`); empty = the primary. Replicas lag,
+    /// so a report may miss the last moments' usage; balances never read it.
+    pub replica_url: Secret,
 }
 
 impl Default for BillingConfig {
@@ -50,6 +62,7 @@ impl Default for BillingConfig {
             reservation_ttl: Duration::from_secs(15 * 60),
             pricing: PricingConfig::default(),
             limits: LimitsConfig::default(),
+            reports: ReportsConfig::default(),
             sweep_interval: Duration::from_secs(30),
             usage_retention: Duration::from_secs(90 * 24 * 3600),
             telemetry: TelemetryConfig::default(),

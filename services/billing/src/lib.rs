@@ -50,9 +50,14 @@ pub async fn grpc(config: &BillingConfig) -> anyhow::Result<BillingGrpc> {
             "limits.user_credits_per_month must be a non-negative decimal with at most 2 places"
         );
     }
-    let store = BillingStore::connect(&config.database).await?;
+    let mut store = BillingStore::connect(&config.database).await?;
     if config.auto_migrate {
         store.migrate().await?;
+    }
+    if !config.reports.replica_url.is_empty() {
+        store = store
+            .with_report_replica(&config.database, &config.reports.replica_url)
+            .await?;
     }
     let grpc = BillingGrpc::new(
         store,

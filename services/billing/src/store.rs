@@ -2,7 +2,7 @@
 //! derived balance per account, and one usage record per request. Every
 //! money-moving write is one transaction whose idempotency key makes a repeat a
 //! no-op, so nothing is ever charged twice.
-use oneflow_runtime::{DatabaseConfig, is_postgres};
+use oneflow_runtime::{DatabaseConfig, Secret, is_postgres};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -141,8 +141,13 @@ pub struct UsageTotals {
 #[derive(Clone, Debug)]
 pub struct BillingStore {
     pool: AnyPool,
+    /// Read replica for usage reports, when configured.
+    reports: Option<AnyPool>,
     postgres: bool,
 }
+
+/// One UTC day in milliseconds.
+const DAY_MILLIS: i64 = 86_400_000;
 
 pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
@@ -160,8 +165,20 @@ impl BillingStore {
         let pool = oneflow_runtime::connect_database(config).await?;
         Ok(Self {
             pool,
+            reports: None,
             postgres: is_postgres(config.url.expose()),
         })
+    }
+
+    /// Sends usage reports to a read replica at `url` (same pool settings as
+    /// the primary), so heavy reports do not load the database that settles.
+    pub async fn with_report_replica(mut self, config: &DatabaseConfig, url: &Secret) -> Result<Self, StoreError> {
+        let replica = DatabaseConfig {
+            url: url.clone(),
+            ..config.clone()
+        };
+        self.reports = Some(oneflow_runtime::connect_database(&replica).await?);
+        Ok(self)
     }
 
     /// Applies this service's migrations.
@@ -271,7 +288,8 @@ impl BillingStore {
             }
         }
         if record_usage {
-            sqlx::query(
+            let now = now_millis();
+            let inserted = sqlx::query(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
                  input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at, client_request_id) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (request_id) DO NOTHING",
@@ -289,10 +307,33 @@ impl BillingStore {
             .bind(charge)
             .bind(to_i64(usage.latency_ms))
             .bind(i32::try_from(usage.status).unwrap_or(0))
-            .bind(now_millis())
+            .bind(now)
             .bind((!usage.client_request_id.is_empty()).then_some(usage.client_request_id))
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                sqlx::query(
+                    "INSERT INTO usage_daily (user_id, day, model, key_id, requests, input_tokens, output_tokens, \
+                     cached_tokens, credits) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8) \
+                     ON CONFLICT (user_id, day, model, key_id) DO UPDATE SET \
+                     requests = usage_daily.requests + 1, \
+                     input_tokens = usage_daily.input_tokens + excluded.input_tokens, \
+                     output_tokens = usage_daily.output_tokens + excluded.output_tokens, \
+                     cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens, \
+                     credits = usage_daily.credits + excluded.credits",
+                )
+                .bind(user_id)
+                .bind(now / DAY_MILLIS)
+                .bind(usage.model)
+                .bind(usage.key_id)
+                .bind(to_i64(usage.input_tokens))
+                .bind(to_i64(usage.output_tokens))
+                .bind(to_i64(usage.cached_tokens))
+                .bind(charge)
+                .execute(&mut *tx)
+                .await?;
+            }
             if (200..300).contains(&usage.status) {
                 let first = sqlx::query(
                     "UPDATE accounts SET first_request_at = $1 WHERE user_id = $2 AND first_request_at IS NULL",
@@ -410,7 +451,10 @@ impl BillingStore {
         Ok(row.0.unwrap_or(0))
     }
 
-    /// Usage of `user_id` in `[from, to)` (Unix ms) grouped by `group`.
+    /// Usage of `user_id` in `[from, to)` (Unix ms) grouped by `group`. Ranges
+    /// of whole UTC days are answered from the daily rollups (which outlive
+    /// the raw records' retention); other ranges from the raw records. Both
+    /// read the report replica when one is configured.
     pub async fn usage(
         &self,
         user_id: &str,
@@ -418,21 +462,42 @@ impl BillingStore {
         to: i64,
         group: UsageGroup,
     ) -> Result<Vec<UsageTotals>, StoreError> {
-        let column = match group {
-            UsageGroup::Day => "CAST(created_at / 86400000 AS TEXT)",
-            UsageGroup::Model => "model",
-            UsageGroup::Key => "COALESCE(key_id, '')",
+        let whole_days = from.rem_euclid(DAY_MILLIS) == 0 && to.rem_euclid(DAY_MILLIS) == 0;
+        let sql = if whole_days {
+            let column = match group {
+                UsageGroup::Day => "CAST(day AS TEXT)",
+                UsageGroup::Model => "model",
+                UsageGroup::Key => "key_id",
+            };
+            format!(
+                "SELECT {column} AS grp, CAST(SUM(requests) AS BIGINT), CAST(SUM(input_tokens) AS BIGINT), \
+                 CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cached_tokens) AS BIGINT), \
+                 CAST(SUM(credits) AS BIGINT) FROM usage_daily \
+                 WHERE user_id = $1 AND day >= $2 AND day < $3 GROUP BY grp ORDER BY grp"
+            )
+        } else {
+            let column = match group {
+                UsageGroup::Day => "CAST(created_at / 86400000 AS TEXT)",
+                UsageGroup::Model => "model",
+                UsageGroup::Key => "COALESCE(key_id, '')",
+            };
+            format!(
+                "SELECT {column} AS grp, COUNT(*), CAST(SUM(input_tokens) AS BIGINT), \
+                 CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cached_tokens) AS BIGINT), \
+                 CAST(SUM(credits) AS BIGINT) FROM usage_records \
+                 WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY grp ORDER BY grp"
+            )
         };
-        let sql = format!(
-            "SELECT {column} AS grp, COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
-             CAST(SUM(cached_tokens) AS BIGINT), CAST(SUM(credits) AS BIGINT) FROM usage_records \
-             WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY grp ORDER BY grp"
-        );
+        let (lo, hi) = if whole_days {
+            (from / DAY_MILLIS, to / DAY_MILLIS)
+        } else {
+            (from, to)
+        };
         let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(self.reports.as_ref().unwrap_or(&self.pool))
             .await?;
         Ok(rows
             .into_iter()

@@ -246,6 +246,8 @@ async fn usage_records_past_retention_are_deleted_and_the_ledger_is_kept() {
         ..BillingConfig::default()
     };
     cfg.database.url = Secret::new(format!("sqlite://{}", dir.path().join("r.db").display()));
+    // Reports read a "replica": here the same file through its own pool.
+    cfg.reports.replica_url = cfg.database.url.clone();
     let billing = oneflow_billing::grpc(&cfg).await.unwrap();
     let store = oneflow_billing::BillingStore::connect(&cfg.database).await.unwrap();
     let user = uuid::Uuid::new_v4().to_string();
@@ -258,9 +260,45 @@ async fn usage_records_past_retention_are_deleted_and_the_ledger_is_kept() {
     assert_eq!(store.usage_count(&user).await.unwrap(), 1);
     // Nothing is old enough under a long retention; everything is under a 1 ms one.
     assert_eq!(billing.prune_usage(std::time::Duration::from_secs(3600)).await, 0);
+    let day = 86_400_000i64;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let report = |from: i64, to: i64| {
+        let billing = billing.clone();
+        let user = user.clone();
+        async move {
+            billing
+                .get_usage(Request::new(pb::GetUsageRequest {
+                    user_id: user,
+                    from_millis: from,
+                    to_millis: to,
+                    group_by: "model".into(),
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+                .rows
+                .iter()
+                .map(|r| (r.requests, r.credits.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Whole UTC days read the daily rollup, other ranges the raw records; before
+    // pruning both see the request.
+    let whole = (now - now.rem_euclid(day) - day, now - now.rem_euclid(day) + 2 * day);
+    assert_eq!(report(whole.0, whole.1).await, vec![(1, "1.00".to_owned())]);
+    assert_eq!(report(whole.0 + 1, whole.1).await, vec![(1, "1.00".to_owned())]);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(billing.prune_usage(std::time::Duration::from_millis(1)).await, 1);
     assert_eq!(store.usage_count(&user).await.unwrap(), 0);
+    // The rollup outlives the raw records.
+    assert_eq!(report(whole.0, whole.1).await, vec![(1, "1.00".to_owned())]);
+    assert!(report(whole.0 + 1, whole.1).await.is_empty());
     assert_eq!(
         store.ledger_sum(&user).await.unwrap(),
         store.balance(&user).await.unwrap()
