@@ -180,7 +180,11 @@ fn finish_unary(
             if let Some(r) = &route {
                 pending.route(&r.provider, &r.deployment);
             }
-            pending.usage(usage.unwrap_or_default());
+            if route.as_ref().is_some_and(|r| r.cache_hit) {
+                pending.exact_usage(usage.unwrap_or_default());
+            } else {
+                pending.usage(usage.unwrap_or_default());
+            }
             pending.finish();
             let mut out = json_response(body);
             route_headers(&mut out, route.as_ref(), billing_id);

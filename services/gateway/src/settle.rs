@@ -92,6 +92,8 @@ pub struct Pending {
     input_estimate: u64,
     /// Output chunks relayed to the client so far.
     pub chunks: u64,
+    /// The usage is known exactly even if it is zero (a free cache hit).
+    exact: bool,
 }
 
 impl Pending {
@@ -102,7 +104,15 @@ impl Pending {
             settlement: Some(settlement),
             input_estimate,
             chunks: 0,
+            exact: false,
         }
+    }
+
+    /// Records usage that is exact even when zero: a cache hit billed by the
+    /// router's hit policy, which must not be replaced by an estimate.
+    pub fn exact_usage(&mut self, usage: Usage) {
+        self.usage(usage);
+        self.exact = true;
     }
 
     /// Records the route that served the request.
@@ -134,7 +144,7 @@ impl Pending {
 
     fn settle(&mut self) {
         if let Some(mut s) = self.settlement.take() {
-            if s.usage == Usage::default() && (self.chunks > 0 || s.status == 200) {
+            if !self.exact && s.usage == Usage::default() && (self.chunks > 0 || s.status == 200) {
                 // Ended without the provider's count: charge what was seen.
                 s.usage = Usage {
                     input_tokens: self.input_estimate,

@@ -507,3 +507,66 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_opted_in_repeat_is_answered_from_the_cache_and_not_charged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = format!("data_dir={}", data.display());
+    let svc = oneflow_test_support::spawn("oneflow", &["--listen", "127.0.0.1:0", "--set", &data_arg], &[]).await;
+    let key = std::fs::read_to_string(data.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let api = Api::new(svc.url(), key.clone());
+    let send = |cache: bool| {
+        let mut req = api
+            .http
+            .post(format!("{}/v1/chat/completions", api.base))
+            .bearer_auth(&key)
+            .json(&chat("mock-gpt", "the same question twice"));
+        if cache {
+            req = req.header("x-oneflow-cache", "use");
+        }
+        req.send()
+    };
+    let first = send(true).await.unwrap();
+    assert_eq!(first.headers()["x-oneflow-cache"], "miss");
+    let first_id = first.headers()["x-oneflow-billing-id"].to_str().unwrap().to_owned();
+    let first_body: Value = first.json().await.unwrap();
+    let second = send(true).await.unwrap();
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["x-oneflow-cache"], "hit");
+    assert_eq!(second.headers()["x-oneflow-provider"], "mock");
+    let second_id = second.headers()["x-oneflow-billing-id"].to_str().unwrap().to_owned();
+    let second_body: Value = second.json().await.unwrap();
+    // The same answer (the mock gives every answer its own id).
+    assert_eq!(second_body["id"], first_body["id"]);
+    // Without the header the upstream answers again, and no cache header is set.
+    let third = send(false).await.unwrap();
+    assert!(third.headers().get("x-oneflow-cache").is_none());
+    let third_body: Value = third.json().await.unwrap();
+    assert_ne!(third_body["id"], first_body["id"]);
+
+    // The miss is charged, the hit is free (the default hit billing).
+    let url = format!("sqlite://{}", data.join("billing.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
+    let mut credits = Vec::new();
+    for id in [&first_id, &second_id] {
+        let mut row = None;
+        for _ in 0..100 {
+            row = sqlx::query_as::<_, (i64,)>("SELECT credits FROM usage_records WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+            if row.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        credits.push(row.expect("request never settled").0);
+    }
+    assert!(credits[0] > 0, "{credits:?}");
+    assert_eq!(credits[1], 0, "{credits:?}");
+}
