@@ -124,6 +124,8 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
         base_url: format!("http://{mock}/v1"),
         api_key_env: None,
         api_key_file: None,
+        api_version: None,
+        region: None,
     });
     add(&mut router, &mut pricing, "mock", MOCK);
     if std::env::var("OPENAI_API_KEY").is_ok_and(|k| !k.is_empty()) {
@@ -133,6 +135,8 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
             base_url: std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".to_owned()),
             api_key_env: Some("OPENAI_API_KEY".to_owned()),
             api_key_file: None,
+            api_version: None,
+            region: None,
         });
         add(&mut router, &mut pricing, "openai", OPENAI);
     }

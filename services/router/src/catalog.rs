@@ -24,6 +24,19 @@ pub struct Provider {
     pub base_url: String,
     /// API key, when the provider needs one.
     pub api_key: Option<Secret>,
+    /// Azure/Anthropic/Gemini API version.
+    pub api_version: Option<String>,
+    /// Bedrock: the region and the credentials to sign with.
+    pub aws: Option<Aws>,
+}
+
+/// What a Bedrock provider signs its requests with.
+#[derive(Debug)]
+pub struct Aws {
+    /// Region, e.g. `us-east-1`.
+    pub region: String,
+    /// Credentials read from the AWS environment variables at start-up (or reload).
+    pub credentials: oneflow_aws::Credentials,
 }
 
 /// Live statistics of a deployment (passive health).
@@ -136,6 +149,9 @@ pub enum CatalogError {
     /// A credential could not be read.
     #[error("provider `{0}`: cannot read its API key file")]
     Credential(String),
+    /// A provider's settings do not fit its kind.
+    #[error("provider `{0}`: {1}")]
+    Provider(String, String),
     /// A model has no deployment.
     #[error("model `{0}` has no deployments")]
     Empty(String),
@@ -174,11 +190,28 @@ impl Catalog {
                 (None, Some(var)) => std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret::new),
                 (None, None) => None,
             };
+            let bad = |why: &str| CatalogError::Provider(p.name.clone(), why.to_owned());
+            let aws = if p.kind == ProviderKind::Bedrock {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                let region = oneflow_aws::resolve_region(p.region.as_deref(), env).map_err(|e| bad(&e.to_string()))?;
+                let credentials = oneflow_aws::Credentials::from_env(env).map_err(|e| bad(&e.to_string()))?;
+                Some(Aws { region, credentials })
+            } else {
+                None
+            };
+            if p.base_url.is_empty() && p.kind != ProviderKind::Bedrock {
+                return Err(bad("base_url is required"));
+            }
+            if p.kind == ProviderKind::Azure && p.api_version.is_none() {
+                return Err(bad("Azure needs api_version (e.g. \"2024-10-21\")"));
+            }
             let provider = Provider {
                 name: p.name.clone(),
                 kind: p.kind,
                 base_url: p.base_url.trim_end_matches('/').to_owned(),
                 api_key,
+                api_version: p.api_version.clone(),
+                aws,
             };
             if providers.insert(p.name.clone(), Arc::new(provider)).is_some() {
                 return Err(CatalogError::Duplicate {

@@ -12,8 +12,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
-    /// OpenAI itself or any server speaking its API (Ollama, vLLM, Groq, the mock…).
+    /// OpenAI itself or any server speaking its API (Ollama, vLLM, Groq,
+    /// Mistral, DeepSeek, Together, the mock…). `openai` is an alias.
+    #[serde(alias = "openai")]
     OpenaiCompatible,
+    /// Azure OpenAI: `base_url` is the resource (`https://NAME.openai.azure.com`),
+    /// `upstream_model` the Azure deployment name, `api_version` required.
+    Azure,
+    /// Anthropic's Messages API: `base_url` `https://api.anthropic.com`.
+    Anthropic,
+    /// Google Gemini (generateContent): `base_url` `https://generativelanguage.googleapis.com`.
+    Gemini,
+    /// AWS Bedrock Converse: `region` (or `AWS_REGION`), credentials from the
+    /// AWS environment variables; `base_url` only to override the endpoint.
+    Bedrock,
 }
 
 /// An upstream account.
@@ -24,8 +36,17 @@ pub struct ProviderConfig {
     pub name: String,
     /// Wire protocol.
     pub kind: ProviderKind,
-    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    /// Base URL: OpenAI-compatible with the version path (`https://api.openai.com/v1`),
+    /// the others the bare origin; Bedrock: empty for the regional endpoint.
+    #[serde(default)]
     pub base_url: String,
+    /// Azure's `api-version` (e.g. `2024-10-21`); Anthropic's `anthropic-version`
+    /// (default `2023-06-01`); Gemini's API version path (default `v1beta`).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Bedrock's AWS region; default `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
     /// Environment variable holding the API key (read at start-up).
     #[serde(default)]
     pub api_key_env: Option<String>,

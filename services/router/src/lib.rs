@@ -5,6 +5,7 @@
 mod cache;
 mod catalog;
 mod config;
+mod dialect;
 mod probe;
 mod reload;
 mod service;

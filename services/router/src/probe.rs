@@ -15,11 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Catalog, Deployment};
 use crate::upstream::Upstream;
 
-/// Probes `dep` once; true when its provider answered.
+/// Probes `dep` once; true when its provider answered (or has no probe).
 pub async fn probe(upstream: &Upstream, dep: &Deployment, timeout: Duration) -> bool {
-    let up = tokio::time::timeout(timeout, upstream.probe(dep))
+    let Some(up) = tokio::time::timeout(timeout, upstream.probe(dep))
         .await
-        .unwrap_or(false);
+        .unwrap_or(Some(false))
+    else {
+        return true;
+    };
     metrics::gauge!("oneflow_router_probe_up", "deployment" => dep.name.clone()).set(if up { 1.0 } else { 0.0 });
     let closed = matches!(dep.breaker.state(), BreakerState::Closed);
     if let Ok(permit) = dep.breaker.try_acquire() {

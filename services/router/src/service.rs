@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use eventsource_stream::Eventsource as _;
 use futures::{Stream, StreamExt as _};
 use oneflow_proto::common::v1::{ErrorInfo, Operation, Usage};
 use oneflow_proto::router::v1 as pb;
@@ -24,7 +23,8 @@ use arc_swap::ArcSwap;
 use crate::cache::ResponseCache;
 use crate::catalog::{Catalog, Deployment, Model, dec, inc};
 use crate::config::{HitBilling, ModelOperation, TimeoutConfig};
-use crate::upstream::{Upstream, UpstreamError, usage_of};
+use crate::dialect::{self, Decoder, Item, Op};
+use crate::upstream::{Upstream, UpstreamError};
 use oneflow_proto::billing::v1::AcquireDeploymentCapacityRequest;
 use oneflow_proto::billing::v1::billing_service_client::BillingServiceClient;
 use oneflow_runtime::TracedChannel;
@@ -144,6 +144,19 @@ fn upstream_status(e: UpstreamError) -> Status {
             },
         ),
         UpstreamError::Timeout => Status::deadline_exceeded("the upstream provider timed out"),
+        UpstreamError::Unsupported(message) => invalid("", message),
+        UpstreamError::Config(message) => {
+            tracing::error!(error = %message, "a deployment is misconfigured");
+            oneflow_proto::status_with_info(
+                Code::Unavailable,
+                "the upstream provider is misconfigured",
+                ErrorInfo {
+                    code: "upstream_error".into(),
+                    upstream_status: 502,
+                    ..ErrorInfo::default()
+                },
+            )
+        }
     }
 }
 
@@ -199,7 +212,7 @@ impl oneflow_resilience::Retryable for SameDeployment {
         match &self.0 {
             UpstreamError::Status { status, .. } => *status == 429 || *status >= 500,
             UpstreamError::Connect | UpstreamError::Timeout => true,
-            UpstreamError::Protocol => false,
+            UpstreamError::Protocol | UpstreamError::Unsupported(_) | UpstreamError::Config(_) => false,
         }
     }
     fn retry_after(&self) -> Option<std::time::Duration> {
@@ -312,7 +325,7 @@ impl RouterGrpc {
         &self,
         call: &ModelCall,
         meta: Option<&pb::RequestMeta>,
-        path: &str,
+        op: Op,
         stream: bool,
     ) -> Result<Dispatched, Status> {
         let mut last: Option<Status> = None;
@@ -375,14 +388,15 @@ impl RouterGrpc {
             // (honouring Retry-After) before the chain falls over to the next.
             // Nothing has reached the client yet, so a retry is safe.
             let first_token = self.timeouts.first_token;
+            let max_out = call.model.max_output_tokens;
             let result = oneflow_resilience::retry(&self.retry, |attempt| {
-                let bytes = bytes.clone();
+                let bytes = &bytes;
                 async move {
                     if attempt > 1 {
                         metrics::counter!("oneflow_router_retries_total", "deployment" => dep.name.clone())
                             .increment(1);
                     }
-                    let sent = self.upstream.post(dep, path, bytes, stream);
+                    let sent = self.upstream.send(dep, op, bytes, stream, max_out);
                     let outcome = if stream {
                         tokio::time::timeout(first_token, sent)
                             .await
@@ -407,6 +421,13 @@ impl RouterGrpc {
                         attempts,
                         variant,
                     });
+                }
+                Err(e @ (UpstreamError::Unsupported(_) | UpstreamError::Config(_))) => {
+                    // Not the provider's failure: leave its breaker alone and
+                    // let a deployment that can take the request try.
+                    drop(permit);
+                    tracing::info!(deployment = %dep.name, error = %e, "deployment cannot take this request; next");
+                    last = Some(upstream_status(e));
                 }
                 Err(e) if e.is_retryable() => {
                     permit.failure();
@@ -455,12 +476,14 @@ impl RouterGrpc {
         &self,
         call: &ModelCall,
         meta: Option<&pb::RequestMeta>,
-        path: &str,
+        op: Op,
     ) -> Result<(pb::Route, Bytes, Usage), Status> {
-        let d = self.dispatch(call, meta, path, false).await?;
+        let base64 = call.body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+        let d = self.dispatch(call, meta, op, false).await?;
         let route = d.route();
         let body = Upstream::body(d.resp).await.map_err(upstream_status)?;
-        let usage = usage_of(&body).map(Usage::from).unwrap_or_default();
+        let (body, usage) =
+            dialect::answer(&d.dep, op, base64, body, call.model.max_output_tokens).map_err(upstream_status)?;
         Ok((route, body, usage))
     }
 
@@ -485,7 +508,7 @@ impl RouterGrpc {
             }
             return Ok(hit);
         }
-        let (route, body, usage) = self.unary(call, meta, "/chat/completions").await?;
+        let (route, body, usage) = self.unary(call, meta, Op::Chat).await?;
         let answer = pb::ChatResponse {
             route: Some(route),
             body: body.to_vec(),
@@ -528,7 +551,7 @@ impl RouterService for RouterGrpc {
             .unwrap_or(false);
         call.body.insert("stream".into(), Value::Bool(true));
         let input_estimate = estimate_input_tokens(&call.body);
-        let dispatched = self.dispatch(&call, r.meta.as_ref(), "/chat/completions", true).await?;
+        let dispatched = self.dispatch(&call, r.meta.as_ref(), Op::Chat, true).await?;
         let route = dispatched.route();
         let Dispatched { dep, resp, .. } = dispatched;
         let (tx, rx) = mpsc::channel(64);
@@ -538,48 +561,61 @@ impl RouterService for RouterGrpc {
             if tx.send(event(Event::Route(route))).await.is_err() {
                 return;
             }
-            let events = with_deadlines(resp.bytes_stream().eventsource(), first_token, total);
-            let mut events = std::pin::pin!(events);
+            let body = with_deadlines(resp.bytes_stream(), first_token, total);
+            let mut body = std::pin::pin!(body);
+            let mut decoder = Decoder::new(&dep);
             let mut usage: Option<Usage> = None;
             let mut chunks = 0u64;
             let mut failure: Option<String> = None;
-            let mut done = false;
-            while let Some(item) = events.next().await {
-                let ev = match item {
-                    Ok(Ok(ev)) => ev,
-                    Ok(Err(_)) => {
+            'read: loop {
+                let (decoded, ended) = match body.next().await {
+                    Some(Ok(Ok(bytes))) => (decoder.feed(&bytes), false),
+                    Some(Ok(Err(_))) => {
                         failure = Some("the upstream stream broke off".to_owned());
                         break;
                     }
-                    Err(deadline) => {
+                    Some(Err(deadline)) => {
                         failure = Some(deadline.to_string());
                         break;
                     }
+                    None => match decoder.finish() {
+                        Ok(items) => (Ok(items), true),
+                        Err(_) => {
+                            failure = Some("the upstream closed the stream before it finished".to_owned());
+                            break;
+                        }
+                    },
                 };
-                if ev.data.trim() == "[DONE]" {
-                    done = true;
+                let items = match decoded {
+                    Ok(items) => items,
+                    Err(e) => {
+                        failure = Some(format!("unreadable upstream stream: {e}"));
+                        break;
+                    }
+                };
+                for item in items {
+                    match item {
+                        Item::Chunk(data) => {
+                            // The usage-only chunk asked for on the client's behalf.
+                            if !include_usage && memchr_usage(&data) && has_empty_choices(&data) {
+                                continue;
+                            }
+                            chunks += 1;
+                            if tx.send(event(Event::Data(data.to_vec()))).await.is_err() {
+                                // The caller went away: dropping the response cancels the upstream call.
+                                return;
+                            }
+                        }
+                        Item::Usage(u) => usage = Some(u),
+                        Item::Error(message) => {
+                            failure = Some(message);
+                            break 'read;
+                        }
+                    }
+                }
+                if ended {
                     break;
                 }
-                let data = ev.data.into_bytes();
-                let mut forward = true;
-                if memchr_usage(&data)
-                    && let Some(u) = usage_of(&data)
-                {
-                    usage = Some(u.into());
-                    // The usage-only chunk we asked for on the client's behalf.
-                    forward = include_usage || !has_empty_choices(&data);
-                }
-                if !forward {
-                    continue;
-                }
-                chunks += 1;
-                if tx.send(event(Event::Data(data))).await.is_err() {
-                    // The caller went away: dropping the response cancels the upstream call.
-                    return;
-                }
-            }
-            if !done && failure.is_none() {
-                failure = Some("the upstream closed the stream before it finished".to_owned());
             }
             let usage = usage.unwrap_or(Usage {
                 input_tokens: input_estimate,
@@ -613,7 +649,7 @@ impl RouterService for RouterGrpc {
     ) -> Result<Response<pb::EmbeddingsResponse>, Status> {
         let r = request.into_inner();
         let call = parse_call(&self.catalog.load(), &r.body, ModelOperation::Embeddings, "input")?;
-        let (route, body, usage) = self.unary(&call, r.meta.as_ref(), "/embeddings").await?;
+        let (route, body, usage) = self.unary(&call, r.meta.as_ref(), Op::Embeddings).await?;
         Ok(Response::new(pb::EmbeddingsResponse {
             route: Some(route),
             body: body.to_vec(),

@@ -155,6 +155,8 @@ mod tests {
                 kind: ProviderKind::OpenaiCompatible,
                 base_url: String::new(),
                 api_key: None,
+                api_version: None,
+                aws: None,
             }),
             upstream_model: "m".into(),
             breaker: Arc::new(CircuitBreaker::new(BreakerConfig::default())),

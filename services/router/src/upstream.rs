@@ -8,6 +8,7 @@ use oneflow_resilience::Retryable;
 use serde::Deserialize;
 
 use crate::catalog::Deployment;
+use crate::dialect::{self, Op};
 
 /// Why an upstream call failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,13 @@ pub enum UpstreamError {
     /// The answer could not be read or parsed.
     #[error("invalid upstream response")]
     Protocol,
+    /// The request cannot be expressed in this deployment's dialect (another
+    /// deployment may take it; if none can, the client gets 400 with this).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The deployment's own settings are unusable (a bad key, no credentials).
+    #[error("deployment misconfigured: {0}")]
+    Config(String),
 }
 
 impl Retryable for UpstreamError {
@@ -42,12 +50,14 @@ impl Retryable for UpstreamError {
                 *status == 429 || *status >= 500 || *status == 401 || *status == 403
             }
             UpstreamError::Connect | UpstreamError::Timeout | UpstreamError::Protocol => true,
+            // Fall over to a deployment that can take the request.
+            UpstreamError::Unsupported(_) | UpstreamError::Config(_) => true,
         }
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
             UpstreamError::Status { retry_after, .. } => *retry_after,
-            UpstreamError::Connect | UpstreamError::Timeout | UpstreamError::Protocol => None,
+            _ => None,
         }
     }
 }
@@ -61,44 +71,6 @@ impl UpstreamError {
         } else {
             UpstreamError::Protocol
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    code: Option<serde_json::Value>,
-}
-
-/// Reads an error response into [`UpstreamError::Status`].
-pub async fn error_from_response(resp: reqwest::Response) -> UpstreamError {
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = resp.bytes().await.unwrap_or_default();
-    let (message, code) = match serde_json::from_slice::<ErrorEnvelope>(&body) {
-        Ok(env) => (
-            env.error.message,
-            env.error.code.and_then(|c| c.as_str().map(str::to_owned)),
-        ),
-        Err(_) => (format!("upstream error (HTTP {status})"), None),
-    };
-    UpstreamError::Status {
-        status,
-        message,
-        code,
-        retry_after,
     }
 }
 
@@ -124,27 +96,21 @@ impl Upstream {
         })
     }
 
-    /// POSTs `body` to `path` of the deployment's provider. Streams get no
-    /// overall timeout here (their deadlines apply per event).
-    pub async fn post(
+    /// Sends `body` (the client's OpenAI body, upstream model set) to the
+    /// deployment in its provider's dialect. Streams get no overall timeout
+    /// here (their deadlines apply per event).
+    pub async fn send(
         &self,
         deployment: &Deployment,
-        path: &str,
-        body: Bytes,
+        op: Op,
+        body: &Bytes,
         stream: bool,
+        default_max_tokens: u64,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}{path}", deployment.provider.base_url);
-        let mut headers = http::HeaderMap::new();
+        let prepared = dialect::prepare(deployment, op, body, stream, default_max_tokens)?;
+        let mut headers = prepared.headers;
         oneflow_telemetry::inject_http(&mut headers);
-        let mut req = self
-            .client
-            .post(url)
-            .headers(headers)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(key) = &deployment.provider.api_key {
-            req = req.bearer_auth(key.expose());
-        }
+        let mut req = self.client.post(prepared.url).headers(headers).body(prepared.body);
         if !stream {
             req = req.timeout(self.read_timeout);
         }
@@ -152,18 +118,15 @@ impl Upstream {
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(error_from_response(resp).await)
+            Err(dialect::error(deployment, resp).await)
         }
     }
 
-    /// A cheap request that tells whether the deployment's provider answers
-    /// with its credentials: `GET {base_url}/models`.
-    pub async fn probe(&self, deployment: &Deployment) -> bool {
-        let mut req = self.client.get(format!("{}/models", deployment.provider.base_url));
-        if let Some(key) = &deployment.provider.api_key {
-            req = req.bearer_auth(key.expose());
-        }
-        req.send().await.is_ok_and(|r| r.status().is_success())
+    /// Whether the deployment's provider answers a cheap authenticated
+    /// request; `None` when its family has no such probe.
+    pub async fn probe(&self, deployment: &Deployment) -> Option<bool> {
+        let req = dialect::probe(&self.client, deployment)?;
+        Some(req.send().await.is_ok_and(|r| r.status().is_success()))
     }
 
     /// Reads a whole successful body.

@@ -35,6 +35,8 @@ pub fn provider(name: &str, addr: SocketAddr) -> ProviderConfig {
         base_url: format!("http://{addr}/v1"),
         api_key_env: None,
         api_key_file: None,
+        api_version: None,
+        region: None,
     }
 }
 
