@@ -3,6 +3,7 @@
 //! upstream call (one atomic counter step, no database on the hot path) and
 //! settles the real usage after it, idempotently per request id.
 
+mod batch;
 mod config;
 mod counters;
 mod limits;
@@ -24,7 +25,7 @@ pub use pricing::{
     ModelPrice, PriceBook, PriceError, PriceVersion, PricingConfig, charge_cents, format_cents, parse_credits,
 };
 pub use service::BillingGrpc;
-pub use store::{BillingStore, EntryKind, NewEntry, StoreError, UsageRecord, Written};
+pub use store::{BillingStore, EntryKind, NewEntry, OwnedUsageRecord, StoreError, UsageRecord, Written};
 
 /// A built billing service, bound and ready to run.
 pub struct App {

@@ -8,15 +8,17 @@ use oneflow_proto::billing::v1::billing_service_server::BillingService;
 use oneflow_proto::common::v1::{ErrorInfo, KeyLimits, Operation, Usage};
 use tonic::{Code, Request, Response, Status};
 
+use crate::batch::SettleBatcher;
 use crate::counters::{Counters, Reserve};
 use crate::limits::{self, LimitKind, LimitsConfig};
 use crate::pricing::{ModelPrice, PriceBook, PriceError, format_cents, parse_credits};
-use crate::store::{BillingStore, EntryKind, NewEntry, StoreError, UsageGroup, UsageRecord, now_millis};
+use crate::store::{BillingStore, EntryKind, NewEntry, OwnedUsageRecord, StoreError, UsageGroup, now_millis};
 
 /// gRPC implementation of the billing service.
 #[derive(Clone, Debug)]
 pub struct BillingGrpc {
     store: BillingStore,
+    settlements: SettleBatcher,
     counters: Counters,
     prices: PriceBook,
     reservation_ttl: Duration,
@@ -24,10 +26,15 @@ pub struct BillingGrpc {
     user_credit_cap: Option<i64>,
 }
 
+/// At most this many settlements share one transaction.
+const SETTLE_BATCH: usize = 128;
+
 fn store_status(e: StoreError) -> Status {
     tracing::error!(error = %e, "billing store");
     match e {
-        StoreError::Connect(_) | StoreError::Query(_) => Status::unavailable("billing storage unavailable"),
+        StoreError::Connect(_) | StoreError::Query(_) | StoreError::WriterGone => {
+            Status::unavailable("billing storage unavailable")
+        }
         StoreError::Migrate(_) => Status::internal("billing storage error"),
     }
 }
@@ -129,6 +136,7 @@ impl BillingGrpc {
     ) -> Self {
         let user_credit_cap = limits.user_credits_per_month.as_deref().and_then(parse_credits);
         Self {
+            settlements: SettleBatcher::start(store.clone(), SETTLE_BATCH),
             store,
             counters,
             prices,
@@ -346,23 +354,23 @@ impl BillingService for BillingGrpc {
         required(&r.model, "model")?;
         let usage = r.usage.unwrap_or_default();
         let charge = self.prices.charge_cents(&r.model, &usage).map_err(price_status)?;
-        let record = UsageRecord {
-            request_id: &r.request_id,
-            key_id: &r.key_id,
-            model: &r.model,
-            provider: &r.provider,
-            deployment: &r.deployment,
-            operation: operation_name(r.operation),
+        let record = OwnedUsageRecord {
+            request_id: r.request_id.clone(),
+            key_id: r.key_id.clone(),
+            model: r.model.clone(),
+            provider: r.provider.clone(),
+            deployment: r.deployment.clone(),
+            operation: operation_name(r.operation).to_owned(),
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cached_tokens: usage.cached_input_tokens,
             latency_ms: r.latency_millis,
             status: r.status,
-            client_request_id: &r.client_request_id,
+            client_request_id: r.client_request_id.clone(),
         };
         let written = self
-            .store
-            .settle(&r.user_id, charge, &record)
+            .settlements
+            .settle(&r.user_id, charge, record)
             .await
             .map_err(store_status)?;
         // Release even when the ledger entry already existed: a previous

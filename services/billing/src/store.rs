@@ -18,6 +18,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The settlement writer stopped (the service is shutting down).
+    #[error("the settlement writer has stopped")]
+    WriterGone,
 }
 
 /// Kinds of ledger entries.
@@ -92,6 +95,55 @@ pub struct UsageRecord<'a> {
     pub status: u32,
     /// The client's X-Request-Id (may be empty).
     pub client_request_id: &'a str,
+}
+
+/// A [`UsageRecord`] that owns its strings, to cross a channel.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedUsageRecord {
+    /// Request id.
+    pub request_id: String,
+    /// Key id, if a key was used.
+    pub key_id: String,
+    /// Public model name.
+    pub model: String,
+    /// Provider that served it.
+    pub provider: String,
+    /// Deployment that served it.
+    pub deployment: String,
+    /// chat, embeddings, ...
+    pub operation: String,
+    /// Tokens.
+    pub input_tokens: u64,
+    /// Tokens.
+    pub output_tokens: u64,
+    /// Tokens.
+    pub cached_tokens: u64,
+    /// Latency seen by the gateway.
+    pub latency_ms: u64,
+    /// HTTP status the client got.
+    pub status: u32,
+    /// The client's X-Request-Id (may be empty).
+    pub client_request_id: String,
+}
+
+impl OwnedUsageRecord {
+    /// The borrowed form the store writes.
+    pub fn borrowed(&self) -> UsageRecord<'_> {
+        UsageRecord {
+            request_id: &self.request_id,
+            key_id: &self.key_id,
+            model: &self.model,
+            provider: &self.provider,
+            deployment: &self.deployment,
+            operation: &self.operation,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_tokens: self.cached_tokens,
+            latency_ms: self.latency_ms,
+            status: self.status,
+            client_request_id: &self.client_request_id,
+        }
+    }
 }
 
 /// Outcome of an idempotent ledger write.
@@ -234,122 +286,23 @@ impl BillingStore {
     /// Charges a request's usage and records it, once per request id.
     pub async fn settle(&self, user_id: &str, charge: i64, usage: &UsageRecord<'_>) -> Result<Written, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let key = format!("charge:{}", usage.request_id);
-        let mut written = append_in(
-            &mut tx,
-            &NewEntry {
-                user_id,
-                kind: EntryKind::Charge,
-                amount: -charge,
-                idempotency_key: &key,
-                note: None,
-                actor_user_id: None,
-            },
-        )
-        .await?;
-        let mut record_usage = !written.duplicate;
-        if written.duplicate {
-            // A swept reservation charged its whole amount under this key:
-            // correct that to the real charge, once.
-            let expired: Option<(i64,)> =
-                sqlx::query_as("SELECT amount FROM ledger_entries WHERE idempotency_key = $1 AND note = $2")
-                    .bind(&key)
-                    .bind(EXPIRED_NOTE)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((held,)) = expired {
-                let correction = -held - charge;
-                let correction_key = format!("correction:{}", usage.request_id);
-                let kind = if correction >= 0 {
-                    EntryKind::Refund
-                } else {
-                    EntryKind::Adjustment
-                };
-                let fixed = append_in(
-                    &mut tx,
-                    &NewEntry {
-                        user_id,
-                        kind,
-                        amount: correction,
-                        idempotency_key: &correction_key,
-                        note: Some("late settlement of an expired reservation"),
-                        actor_user_id: None,
-                    },
-                )
-                .await?;
-                if !fixed.duplicate {
-                    written = Written {
-                        balance_after: fixed.balance_after,
-                        duplicate: false,
-                        correction,
-                    };
-                    record_usage = true;
-                }
-            }
-        }
-        if record_usage {
-            let now = now_millis();
-            let inserted = sqlx::query(
-                "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
-                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at, client_request_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (request_id) DO NOTHING",
-            )
-            .bind(usage.request_id)
-            .bind(user_id)
-            .bind(usage.key_id)
-            .bind(usage.model)
-            .bind(usage.provider)
-            .bind(usage.deployment)
-            .bind(usage.operation)
-            .bind(to_i64(usage.input_tokens))
-            .bind(to_i64(usage.output_tokens))
-            .bind(to_i64(usage.cached_tokens))
-            .bind(charge)
-            .bind(to_i64(usage.latency_ms))
-            .bind(i32::try_from(usage.status).unwrap_or(0))
-            .bind(now)
-            .bind((!usage.client_request_id.is_empty()).then_some(usage.client_request_id))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                sqlx::query(
-                    "INSERT INTO usage_daily (user_id, day, model, key_id, requests, input_tokens, output_tokens, \
-                     cached_tokens, credits) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8) \
-                     ON CONFLICT (user_id, day, model, key_id) DO UPDATE SET \
-                     requests = usage_daily.requests + 1, \
-                     input_tokens = usage_daily.input_tokens + excluded.input_tokens, \
-                     output_tokens = usage_daily.output_tokens + excluded.output_tokens, \
-                     cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens, \
-                     credits = usage_daily.credits + excluded.credits",
-                )
-                .bind(user_id)
-                .bind(now / DAY_MILLIS)
-                .bind(usage.model)
-                .bind(usage.key_id)
-                .bind(to_i64(usage.input_tokens))
-                .bind(to_i64(usage.output_tokens))
-                .bind(to_i64(usage.cached_tokens))
-                .bind(charge)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if (200..300).contains(&usage.status) {
-                let first = sqlx::query(
-                    "UPDATE accounts SET first_request_at = $1 WHERE user_id = $2 AND first_request_at IS NULL",
-                )
-                .bind(now_millis())
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if first == 1 {
-                    metrics::counter!("oneflow_funnel_total", "step" => "first_successful_request").increment(1);
-                }
-            }
-        }
+        let written = settle_in(&mut tx, user_id, charge, usage).await?;
         tx.commit().await?;
         Ok(written)
+    }
+
+    /// Settles several requests in one transaction (one commit for all: the
+    /// group commit of [`crate::batch`]). Each is idempotent on its own, so
+    /// a request settled twice within one batch is charged once. On error
+    /// nothing of the batch is written.
+    pub async fn settle_batch(&self, items: &[(String, i64, OwnedUsageRecord)]) -> Result<Vec<Written>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for (user_id, charge, usage) in items {
+            out.push(settle_in(&mut tx, user_id, *charge, &usage.borrowed()).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Charges the whole of a reservation that expired unsettled, once; a
@@ -520,6 +473,130 @@ impl BillingStore {
             .await?;
         Ok(row.0)
     }
+}
+
+/// The statements of one settlement, inside the caller's transaction.
+async fn settle_in(
+    tx: &mut Transaction<'static, Any>,
+    user_id: &str,
+    charge: i64,
+    usage: &UsageRecord<'_>,
+) -> Result<Written, StoreError> {
+    let key = format!("charge:{}", usage.request_id);
+    let mut written = append_in(
+        tx,
+        &NewEntry {
+            user_id,
+            kind: EntryKind::Charge,
+            amount: -charge,
+            idempotency_key: &key,
+            note: None,
+            actor_user_id: None,
+        },
+    )
+    .await?;
+    let mut record_usage = !written.duplicate;
+    if written.duplicate {
+        // A swept reservation charged its whole amount under this key:
+        // correct that to the real charge, once.
+        let expired: Option<(i64,)> =
+            sqlx::query_as("SELECT amount FROM ledger_entries WHERE idempotency_key = $1 AND note = $2")
+                .bind(&key)
+                .bind(EXPIRED_NOTE)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some((held,)) = expired {
+            let correction = -held - charge;
+            let correction_key = format!("correction:{}", usage.request_id);
+            let kind = if correction >= 0 {
+                EntryKind::Refund
+            } else {
+                EntryKind::Adjustment
+            };
+            let fixed = append_in(
+                tx,
+                &NewEntry {
+                    user_id,
+                    kind,
+                    amount: correction,
+                    idempotency_key: &correction_key,
+                    note: Some("late settlement of an expired reservation"),
+                    actor_user_id: None,
+                },
+            )
+            .await?;
+            if !fixed.duplicate {
+                written = Written {
+                    balance_after: fixed.balance_after,
+                    duplicate: false,
+                    correction,
+                };
+                record_usage = true;
+            }
+        }
+    }
+    if record_usage {
+        let now = now_millis();
+        let inserted = sqlx::query(
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
+                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at, client_request_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (request_id) DO NOTHING",
+            )
+            .bind(usage.request_id)
+            .bind(user_id)
+            .bind(usage.key_id)
+            .bind(usage.model)
+            .bind(usage.provider)
+            .bind(usage.deployment)
+            .bind(usage.operation)
+            .bind(to_i64(usage.input_tokens))
+            .bind(to_i64(usage.output_tokens))
+            .bind(to_i64(usage.cached_tokens))
+            .bind(charge)
+            .bind(to_i64(usage.latency_ms))
+            .bind(i32::try_from(usage.status).unwrap_or(0))
+            .bind(now)
+            .bind((!usage.client_request_id.is_empty()).then_some(usage.client_request_id))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            sqlx::query(
+                "INSERT INTO usage_daily (user_id, day, model, key_id, requests, input_tokens, output_tokens, \
+                     cached_tokens, credits) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8) \
+                     ON CONFLICT (user_id, day, model, key_id) DO UPDATE SET \
+                     requests = usage_daily.requests + 1, \
+                     input_tokens = usage_daily.input_tokens + excluded.input_tokens, \
+                     output_tokens = usage_daily.output_tokens + excluded.output_tokens, \
+                     cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens, \
+                     credits = usage_daily.credits + excluded.credits",
+            )
+            .bind(user_id)
+            .bind(now / DAY_MILLIS)
+            .bind(usage.model)
+            .bind(usage.key_id)
+            .bind(to_i64(usage.input_tokens))
+            .bind(to_i64(usage.output_tokens))
+            .bind(to_i64(usage.cached_tokens))
+            .bind(charge)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if (200..300).contains(&usage.status) {
+            let first = sqlx::query(
+                "UPDATE accounts SET first_request_at = $1 WHERE user_id = $2 AND first_request_at IS NULL",
+            )
+            .bind(now_millis())
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if first == 1 {
+                metrics::counter!("oneflow_funnel_total", "step" => "first_successful_request").increment(1);
+            }
+        }
+    }
+    Ok(written)
 }
 
 async fn append_in(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> Result<Written, StoreError> {

@@ -305,3 +305,46 @@ async fn usage_records_past_retention_are_deleted_and_the_ledger_is_kept() {
     );
     assert_eq!(store.balance(&user).await.unwrap(), 900);
 }
+
+#[tokio::test]
+async fn concurrent_settlements_share_commits_and_each_is_charged_once() {
+    for (name, billing) in backends().await {
+        let user = uuid::Uuid::new_v4().to_string();
+        billing
+            .grant(&user, 100_000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+        for i in 0..100 {
+            billing
+                .authorize(authorize(&user, &format!("{user}-{i}"), 3))
+                .await
+                .unwrap();
+        }
+        // Every request settled twice at once: the writer batches what queues
+        // up, and a request twice in one batch is still charged once.
+        let tasks: Vec<_> = (0..200)
+            .map(|n| {
+                let billing = billing.clone();
+                let user = user.clone();
+                tokio::spawn(async move {
+                    let id = format!("{user}-{}", n % 100);
+                    billing.settle(settle(&user, &id, 2)).await.unwrap().into_inner()
+                })
+            })
+            .collect();
+        let mut duplicates = 0;
+        for t in tasks {
+            if t.await.unwrap().duplicate {
+                duplicates += 1;
+            }
+        }
+        assert_eq!(duplicates, 100, "{name}");
+        let balance = billing
+            .get_balance(Request::new(pb::GetBalanceRequest { user_id: user.clone() }))
+            .await
+            .unwrap()
+            .into_inner();
+        // 1000.00 granted, 100 requests at 2.00.
+        assert_eq!(balance.balance, "800.00", "{name}");
+    }
+}

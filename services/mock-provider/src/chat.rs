@@ -11,13 +11,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::stream;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -25,17 +23,16 @@ use crate::MockState;
 use crate::error::{ApiError, parse_json_object};
 use crate::script::{Directives, gate};
 use crate::stats::Counters;
+use crate::stream_body::paced_body;
 
 /// Text every default reply starts with.
 const REPLY_PREFIX: &str = "Mock reply to: ";
 /// How many characters of the last user message the default reply echoes.
 const ECHO_CHARS: usize = 40;
 /// Tokens of overhead counted for every prompt message (OpenAI counts ~3).
-const TOKENS_PER_MESSAGE: u64 = 3;
+pub(crate) const TOKENS_PER_MESSAGE: u64 = 3;
 /// `system_fingerprint` sent with every completion.
 const SYSTEM_FINGERPRINT: &str = "fp_oneflow_mock";
-/// Pause before a scripted cut so the events before it reach the client.
-const CUT_FLUSH_GRACE: Duration = Duration::from_millis(5);
 /// The last SSE event of every complete stream.
 const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
@@ -158,7 +155,11 @@ impl<'a> Plan<'a> {
             model,
             content,
             finish_reason,
-            usage: Usage::new(prompt_tokens, completion_tokens as u64),
+            usage: Usage::new(
+                prompt_tokens,
+                completion_tokens as u64,
+                directives.cached_tokens.unwrap_or(0),
+            ),
         })
     }
 
@@ -237,7 +238,7 @@ impl<'a> Plan<'a> {
         // Event 0 is the role chunk, events 1..=words are content chunks.
         let content_chunks = segments(&self.content).len();
         let cut_at = cut_after.map(|after| 1 + after.min(content_chunks));
-        let body = sse_body(events, interval, cut_at);
+        let body = paced_body(events, interval, cut_at);
         Ok((
             [
                 (CONTENT_TYPE, "text/event-stream; charset=utf-8"),
@@ -247,40 +248,6 @@ impl<'a> Plan<'a> {
         )
             .into_response())
     }
-}
-
-/// The error a cut stream's body ends with; hyper then aborts the
-/// connection (HTTP/1) or resets the stream (HTTP/2).
-fn cut_error() -> std::io::Error {
-    std::io::Error::other("oneflow mock provider: stream cut by x-mock-cut-after")
-}
-
-/// Builds the SSE body. Without pacing or cut it is one frame (cheapest for
-/// benchmarks); otherwise events are sent one by one, `interval` apart, and
-/// event `cut_at` is replaced by a body error.
-fn sse_body(events: Vec<Bytes>, interval: Duration, cut_at: Option<usize>) -> Body {
-    if interval.is_zero() && cut_at.is_none() {
-        let all = Bytes::from(events.concat());
-        return Body::from_stream(stream::once(async move { Ok::<_, std::io::Error>(all) }));
-    }
-    let paced = stream::unfold((events.into_iter(), 0usize), move |(mut events, index)| async move {
-        if index == usize::MAX {
-            return None;
-        }
-        if index > 0 && !interval.is_zero() {
-            tokio::time::sleep(interval).await;
-        }
-        if cut_at == Some(index) {
-            // Give the server time to flush what was sent before the
-            // abort (an HTTP/2 reset drops frames still queued), so the
-            // client really sees a stream cut mid-way.
-            tokio::time::sleep(CUT_FLUSH_GRACE).await;
-            return Some((Err(cut_error()), (events, usize::MAX)));
-        }
-        let event = events.next()?;
-        Some((Ok(event), (events, index + 1)))
-    });
-    Body::from_stream(paced)
 }
 
 /// Serialises one chunk as `data: <json>\n\n`.
@@ -327,22 +294,30 @@ fn default_reply(messages: &[Value]) -> String {
         .iter()
         .rev()
         .find(|message| message.get("role").and_then(Value::as_str) == Some("user"));
+    echo_reply(
+        last_user
+            .into_iter()
+            .flat_map(|message| text_parts(message.get("content"))),
+    )
+}
+
+/// The default reply of every dialect: `"Mock reply to: "` + the first 40
+/// characters of `parts` (the last user message's texts) joined with a space.
+pub(crate) fn echo_reply<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut reply = String::with_capacity(REPLY_PREFIX.len() + ECHO_CHARS * 2);
     reply.push_str(REPLY_PREFIX);
-    if let Some(message) = last_user {
-        let mut remaining = ECHO_CHARS;
-        for (index, part) in text_parts(message.get("content")).enumerate() {
-            if remaining == 0 {
-                break;
-            }
-            if index > 0 {
-                reply.push(' ');
-                remaining -= 1;
-            }
-            for c in part.chars().take(remaining) {
-                reply.push(c);
-                remaining -= 1;
-            }
+    let mut remaining = ECHO_CHARS;
+    for (index, part) in parts.into_iter().enumerate() {
+        if remaining == 0 {
+            break;
+        }
+        if index > 0 {
+            reply.push(' ');
+            remaining -= 1;
+        }
+        for c in part.chars().take(remaining) {
+            reply.push(c);
+            remaining -= 1;
         }
     }
     reply
@@ -351,7 +326,7 @@ fn default_reply(messages: &[Value]) -> String {
 /// Splits `text` into words that keep their trailing whitespace (the first
 /// also keeps any leading whitespace), so the pieces concatenate back to
 /// `text` exactly. There are as many pieces as whitespace-separated words.
-fn segments(text: &str) -> Vec<&str> {
+pub(crate) fn segments(text: &str) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut seen_word = false;
@@ -391,12 +366,18 @@ struct Usage {
 }
 
 impl Usage {
-    fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+    /// `cached` prompt tokens (capped at the prompt) are reported in
+    /// `prompt_tokens_details.cached_tokens`; OpenAI counts them inside
+    /// `prompt_tokens`.
+    fn new(prompt_tokens: u64, completion_tokens: u64, cached: u64) -> Self {
         Self {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
-            prompt_tokens_details: PromptTokensDetails::default(),
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: cached.min(prompt_tokens),
+                ..PromptTokensDetails::default()
+            },
             completion_tokens_details: CompletionTokensDetails::default(),
         }
     }

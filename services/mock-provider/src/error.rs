@@ -19,7 +19,7 @@ use serde::Serialize;
 pub(crate) const INJECTED_HEADER: HeaderName = HeaderName::from_static("x-mock-injected");
 
 /// `Retry-After` seconds sent with an injected 429 when none was scripted.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+pub(crate) const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 
 /// An error answered in OpenAI's wire format.
 #[derive(Debug, Clone)]

@@ -3,10 +3,12 @@
 //! Resilience tests need an upstream that fails, stalls or cuts a stream on
 //! cue, for one request only, without reconfiguring the provider. A request
 //! scripts its own answer through `x-mock-<name>` headers, or through
-//! `mock_<name>` keys of the body's `metadata` object (OpenAI's chat
-//! `metadata` is a string→string map the gateway forwards untouched, so a
-//! client behind the gateway can script the upstream too). When both are
-//! given the header wins.
+//! `mock_<name>` keys of a string→string map in the body that the gateway
+//! forwards untouched, so a client behind the gateway can script the upstream
+//! too. That map is `metadata` for OpenAI, Azure and Anthropic, `labels` (or
+//! `metadata`) for Gemini and `requestMetadata` (or `metadata`) for Bedrock.
+//! When both a header and a map key are given the header wins. Every dialect
+//! honours every directive unless the table says otherwise.
 //!
 //! | header | metadata key | effect |
 //! | --- | --- | --- |
@@ -17,8 +19,13 @@
 //! | `x-mock-error-rate` | `mock_error_rate` | probability (0..=1) of answering with the configured `error_status` |
 //! | `x-mock-cut-after` | `mock_cut_after` | streams only: abort the body after this many content chunks |
 //! | `x-mock-reply` | `mock_reply` | exact reply text instead of the default |
+//! | `x-mock-tool-call` | `mock_tool_call` | Anthropic, Gemini, Bedrock: call this declared tool (`*`: the first one) instead of answering text |
+//! | `x-mock-stream-error-after` | `mock_stream_error_after` | Anthropic, Gemini, Bedrock streams: after this many content chunks send the dialect's in-stream error and end |
+//! | `x-mock-stream-error-status` | `mock_stream_error_status` | which in-stream error, as the HTTP status it stands for (default: 529 Anthropic, 503 Gemini, 429 Bedrock) |
+//! | `x-mock-cached-tokens` | `mock_cached_tokens` | prompt tokens reported as read from the provider's prompt cache |
 //!
-//! An unparsable directive value is answered with a 400 naming the directive.
+//! An unparsable directive value is answered with a 400 naming the directive,
+//! in the error shape of the dialect that was called.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -70,6 +77,22 @@ const REPLY: Name = Name {
     header: "x-mock-reply",
     metadata: "mock_reply",
 };
+const TOOL_CALL: Name = Name {
+    header: "x-mock-tool-call",
+    metadata: "mock_tool_call",
+};
+const STREAM_ERROR_AFTER: Name = Name {
+    header: "x-mock-stream-error-after",
+    metadata: "mock_stream_error_after",
+};
+const STREAM_ERROR_STATUS: Name = Name {
+    header: "x-mock-stream-error-status",
+    metadata: "mock_stream_error_status",
+};
+const CACHED_TOKENS: Name = Name {
+    header: "x-mock-cached-tokens",
+    metadata: "mock_cached_tokens",
+};
 
 /// The scripting directives of one request; `None` means "not scripted".
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,6 +111,66 @@ pub(crate) struct Directives {
     pub(crate) cut_after: Option<usize>,
     /// Exact reply text.
     pub(crate) reply: Option<String>,
+    /// Name of the declared tool to call (`*`: the first declared one).
+    pub(crate) tool_call: Option<String>,
+    /// Number of content chunks after which a stream ends with an in-stream error.
+    pub(crate) stream_error_after: Option<usize>,
+    /// HTTP status the in-stream error stands for (always 400..=599 when set).
+    pub(crate) stream_error_status: Option<u16>,
+    /// Prompt tokens reported as served from the prompt cache.
+    pub(crate) cached_tokens: Option<u64>,
+}
+
+/// A directive whose value could not be used; every dialect renders it as
+/// its own 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScriptError {
+    /// The header or metadata key the bad value came from.
+    source: &'static str,
+    detail: String,
+}
+
+impl ScriptError {
+    /// The client-facing explanation.
+    pub(crate) fn message(&self) -> String {
+        format!("Invalid mock scripting directive `{}`: {}", self.source, self.detail)
+    }
+
+    /// The OpenAI-style `param`: the header, or `metadata.<key>`.
+    fn param(&self) -> Cow<'static, str> {
+        if self.source.starts_with(HEADER_PREFIX) {
+            Cow::Borrowed(self.source)
+        } else {
+            Cow::Owned(format!("metadata.{}", self.source))
+        }
+    }
+}
+
+impl From<ScriptError> for ApiError {
+    fn from(err: ScriptError) -> Self {
+        ApiError::invalid_request(err.message(), Some(err.param()))
+    }
+}
+
+/// An error the gate decided to inject instead of answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Injection {
+    /// The HTTP status to answer with (400..=599).
+    pub(crate) status: u16,
+    /// Scripted `Retry-After` seconds, if any.
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl Injection {
+    /// The `Retry-After` to send: the scripted one, else 1 s on a 429 (like
+    /// the OpenAI path), else none.
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        match (self.status, self.retry_after) {
+            (_, Some(secs)) => Some(secs),
+            (429, None) => Some(crate::error::DEFAULT_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
 }
 
 /// Where a directive's raw value came from, for error messages.
@@ -100,26 +183,19 @@ impl Directives {
     /// Reads the directives of a request from its headers and, when `body`
     /// has a `metadata` object, from its `mock_*` keys (headers win).
     pub(crate) fn from_request(headers: &HeaderMap, body: &Value) -> Result<Self, ApiError> {
-        let metadata = body
-            .get("metadata")
-            .and_then(Value::as_object)
-            .filter(|map| map.keys().any(|key| key.starts_with(METADATA_PREFIX)));
+        Self::read(headers, body.get("metadata").and_then(Value::as_object)).map_err(ApiError::from)
+    }
+
+    /// Reads the directives from the headers and, when given, the `mock_*`
+    /// keys of `metadata` (headers win).
+    pub(crate) fn read(headers: &HeaderMap, metadata: Option<&Map<String, Value>>) -> Result<Self, ScriptError> {
+        let metadata = metadata.filter(|map| map.keys().any(|key| key.starts_with(METADATA_PREFIX)));
         let has_headers = headers.keys().any(|name| name.as_str().starts_with(HEADER_PREFIX));
         if metadata.is_none() && !has_headers {
             return Ok(Self::default());
         }
 
         let lookup = Lookup { headers, metadata };
-        let status = match lookup.parse::<u16>(&STATUS)? {
-            Some(code @ 400..=599) => Some(code),
-            Some(200..=299) | None => None,
-            Some(code) => {
-                return Err(invalid(
-                    lookup.source_of(&STATUS),
-                    &format!("{code} is not a 2xx, 4xx or 5xx status"),
-                ));
-            }
-        };
         let error_rate = match lookup.parse::<f64>(&ERROR_RATE)? {
             Some(rate) if (0.0..=1.0).contains(&rate) => Some(rate),
             Some(rate) => {
@@ -130,14 +206,25 @@ impl Directives {
             }
             None => None,
         };
+        let tool_call = match lookup.raw(&TOOL_CALL)? {
+            Some(raw) if raw.value.trim().is_empty() => {
+                return Err(invalid(raw.source, "the tool name is empty"));
+            }
+            Some(raw) => Some(raw.value.trim().to_owned()),
+            None => None,
+        };
         Ok(Self {
             latency: lookup.parse::<u64>(&LATENCY)?.map(Duration::from_millis),
             chunk_interval: lookup.parse::<u64>(&CHUNK_INTERVAL)?.map(Duration::from_millis),
-            status,
+            status: lookup.error_status(&STATUS)?,
             retry_after: lookup.parse::<u64>(&RETRY_AFTER)?,
             error_rate,
             cut_after: lookup.parse::<usize>(&CUT_AFTER)?,
             reply: lookup.raw(&REPLY)?.map(|raw| raw.value.into_owned()),
+            tool_call,
+            stream_error_after: lookup.parse::<usize>(&STREAM_ERROR_AFTER)?,
+            stream_error_status: lookup.error_status(&STREAM_ERROR_STATUS)?,
+            cached_tokens: lookup.parse::<u64>(&CACHED_TOKENS)?,
         })
     }
 }
@@ -149,7 +236,7 @@ struct Lookup<'a> {
 
 impl<'a> Lookup<'a> {
     /// The raw text of a directive, header first, then metadata.
-    fn raw(&self, name: &Name) -> Result<Option<Raw<'a>>, ApiError> {
+    fn raw(&self, name: &Name) -> Result<Option<Raw<'a>>, ScriptError> {
         if let Some(value) = self.headers.get(name.header) {
             return match std::str::from_utf8(value.as_bytes()) {
                 Ok(text) => Ok(Some(Raw {
@@ -177,7 +264,7 @@ impl<'a> Lookup<'a> {
     }
 
     /// A directive parsed with [`FromStr`].
-    fn parse<T: FromStr>(&self, name: &Name) -> Result<Option<T>, ApiError> {
+    fn parse<T: FromStr>(&self, name: &Name) -> Result<Option<T>, ScriptError> {
         let Some(raw) = self.raw(name)? else {
             return Ok(None);
         };
@@ -186,6 +273,18 @@ impl<'a> Lookup<'a> {
             .parse::<T>()
             .map(Some)
             .map_err(|_| invalid(raw.source, &format!("cannot parse {:?}", raw.value)))
+    }
+
+    /// An error status directive: 4xx/5xx, or `None` for absent or 2xx.
+    fn error_status(&self, name: &Name) -> Result<Option<u16>, ScriptError> {
+        match self.parse::<u16>(name)? {
+            Some(code @ 400..=599) => Ok(Some(code)),
+            Some(200..=299) | None => Ok(None),
+            Some(code) => Err(invalid(
+                self.source_of(name),
+                &format!("{code} is not a 2xx, 4xx or 5xx status"),
+            )),
+        }
     }
 
     /// Which name a present directive was read from.
@@ -198,22 +297,27 @@ impl<'a> Lookup<'a> {
     }
 }
 
-fn invalid(source: &'static str, detail: &str) -> ApiError {
-    let param = if source.starts_with(HEADER_PREFIX) {
-        Cow::Borrowed(source)
-    } else {
-        Cow::Owned(format!("metadata.{source}"))
-    };
-    ApiError::invalid_request(
-        format!("Invalid mock scripting directive `{source}`: {detail}"),
-        Some(param),
-    )
+fn invalid(source: &'static str, detail: &str) -> ScriptError {
+    ScriptError {
+        source,
+        detail: detail.to_owned(),
+    }
 }
 
 /// Applies the directives every response shares: waits the first-byte
 /// latency, then injects the scripted status or a random error (counting it
 /// in `errors_injected`). `Ok` means "go on and answer normally".
 pub(crate) async fn gate(state: &MockState, directives: &Directives) -> Result<(), ApiError> {
+    match injected_failure(state, directives).await {
+        Some(failure) => Err(ApiError::injected(failure.status, failure.retry_after)),
+        None => Ok(()),
+    }
+}
+
+/// The dialect-neutral half of [`gate`]: waits the first-byte latency, then
+/// says which error to inject, if any (counting it in `errors_injected`).
+/// Each dialect renders the [`Injection`] in its own error shape.
+pub(crate) async fn injected_failure(state: &MockState, directives: &Directives) -> Option<Injection> {
     let config = state.config();
     let latency = directives.latency.unwrap_or(config.first_byte_latency);
     if !latency.is_zero() {
@@ -222,7 +326,10 @@ pub(crate) async fn gate(state: &MockState, directives: &Directives) -> Result<(
     if let Some(status) = directives.status {
         Counters::bump(&state.counters().errors_injected);
         tracing::debug!(status, "mock provider: injecting scripted error status");
-        return Err(ApiError::injected(status, directives.retry_after));
+        return Some(Injection {
+            status,
+            retry_after: directives.retry_after,
+        });
     }
     let rate = directives.error_rate.unwrap_or(config.error_rate);
     if rate > 0.0 && (rate >= 1.0 || rand::random::<f64>() < rate) {
@@ -232,9 +339,12 @@ pub(crate) async fn gate(state: &MockState, directives: &Directives) -> Result<(
             rate,
             "mock provider: injecting random error"
         );
-        return Err(ApiError::injected(config.error_status, directives.retry_after));
+        return Some(Injection {
+            status: config.error_status,
+            retry_after: directives.retry_after,
+        });
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
@@ -283,6 +393,10 @@ mod tests {
                 error_rate: Some(0.5),
                 cut_after: Some(2),
                 reply: Some("hello there".to_owned()),
+                tool_call: None,
+                stream_error_after: None,
+                stream_error_status: None,
+                cached_tokens: None,
             }
         );
     }
@@ -318,6 +432,10 @@ mod tests {
             ("x-mock-error-rate", "1.5"),
             ("x-mock-latency-ms", "-1"),
             ("x-mock-cut-after", "two"),
+            ("x-mock-stream-error-status", "200x"),
+            ("x-mock-stream-error-status", "302"),
+            ("x-mock-tool-call", " "),
+            ("x-mock-cached-tokens", "-3"),
         ] {
             let map = headers(&[(name, value)]);
             let err = Directives::from_request(&map, &json!({})).unwrap_err();
@@ -325,5 +443,34 @@ mod tests {
         }
         let body = json!({"metadata": {"mock_status": ["429"]}});
         assert!(Directives::from_request(&HeaderMap::new(), &body).is_err());
+    }
+
+    #[test]
+    fn reads_the_dialect_directives_from_any_map() {
+        let map = headers(&[
+            ("x-mock-tool-call", " get_weather "),
+            ("x-mock-stream-error-after", "3"),
+        ]);
+        let labels =
+            json!({"mock_stream_error_status": "503", "mock_cached_tokens": 7, "mock_stream_error_after": "9"});
+        let directives = Directives::read(&map, labels.as_object()).unwrap();
+        assert_eq!(directives.tool_call.as_deref(), Some("get_weather"));
+        assert_eq!(directives.stream_error_after, Some(3));
+        assert_eq!(directives.stream_error_status, Some(503));
+        assert_eq!(directives.cached_tokens, Some(7));
+
+        let bad = json!({"mock_stream_error_status": "700"});
+        let err = Directives::read(&HeaderMap::new(), bad.as_object()).unwrap_err();
+        assert!(err.message().contains("mock_stream_error_status"), "{}", err.message());
+        let api: ApiError = err.into();
+        assert_eq!(api.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn injection_retry_after_defaults_on_429_only() {
+        let injection = |status, retry_after| Injection { status, retry_after };
+        assert_eq!(injection(429, None).retry_after_secs(), Some(1));
+        assert_eq!(injection(529, None).retry_after_secs(), None);
+        assert_eq!(injection(503, Some(4)).retry_after_secs(), Some(4));
     }
 }

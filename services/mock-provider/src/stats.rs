@@ -1,9 +1,10 @@
 //! Request counters of the mock provider.
 //!
 //! Tests and benchmarks assert on what reached the upstream (how many calls
-//! a retry policy made, whether the gateway forwarded `traceparent` and
-//! stripped or set `Authorization`), so the provider counts every chat and
-//! embeddings request. Counters are atomics so the hot path never blocks; only
+//! a retry policy made, which provider dialect the router's adapter spoke,
+//! whether the gateway forwarded `traceparent` and stripped or set
+//! `Authorization`), so the provider counts every request to a provider
+//! route. Counters are atomics so the hot path never blocks; only
 //! the last `traceparent` sits behind a short, uncontended mutex.
 
 use std::sync::Mutex;
@@ -19,18 +20,38 @@ use crate::MockState;
 /// Snapshot of the mock provider's counters, as served by `GET /mock/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MockStats {
-    /// Chat completion requests received (streaming ones included).
+    /// OpenAI-format chat completion requests received (streaming ones
+    /// included), on `/v1/chat/completions` and on Azure's deployment route.
     pub chat_requests: u64,
-    /// Chat completion requests that asked for `"stream": true`.
+    /// Streamed requests of any dialect: OpenAI/Azure `"stream": true`,
+    /// Anthropic `"stream": true`, Gemini `:streamGenerateContent` and
+    /// Bedrock `converse-stream`.
     pub stream_requests: u64,
-    /// Embedding requests received.
+    /// OpenAI-format embedding requests received (Azure's included).
     pub embedding_requests: u64,
-    /// Requests answered with an injected error (scripted status or error rate).
+    /// Requests answered with an injected error (scripted status or error
+    /// rate), every dialect included.
     pub errors_injected: u64,
-    /// `traceparent` header of the last chat/embeddings request (`None` if it had none).
+    /// `traceparent` header of the last request to a provider route (`None`
+    /// if it had none).
     pub last_traceparent: Option<String>,
-    /// Whether the last chat/embeddings request carried an `Authorization` header.
+    /// Whether the last request to a provider route carried an
+    /// `Authorization` header (Bedrock's SigV4 and Azure's Entra ID use it;
+    /// Anthropic, Gemini and Azure keys do not).
     pub last_authorization_present: bool,
+    /// Anthropic Messages requests (`POST /v1/messages`).
+    #[serde(default)]
+    pub anthropic_requests: u64,
+    /// Gemini requests (`POST /v1beta/models/{model}:{method}`), embeddings included.
+    #[serde(default)]
+    pub gemini_requests: u64,
+    /// Bedrock Converse requests (`converse` and `converse-stream`).
+    #[serde(default)]
+    pub bedrock_requests: u64,
+    /// Azure OpenAI requests (chat completions and embeddings); they are
+    /// counted in `chat_requests` / `embedding_requests` too.
+    #[serde(default)]
+    pub azure_requests: u64,
 }
 
 /// The live, shared counters behind [`MockStats`].
@@ -40,6 +61,10 @@ pub(crate) struct Counters {
     pub(crate) stream_requests: AtomicU64,
     pub(crate) embedding_requests: AtomicU64,
     pub(crate) errors_injected: AtomicU64,
+    pub(crate) anthropic_requests: AtomicU64,
+    pub(crate) gemini_requests: AtomicU64,
+    pub(crate) bedrock_requests: AtomicU64,
+    pub(crate) azure_requests: AtomicU64,
     last_traceparent: Mutex<Option<String>>,
     last_authorization_present: AtomicBool,
 }
@@ -50,7 +75,7 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Remembers the tracing and auth headers of a chat/embeddings request.
+    /// Remembers the tracing and auth headers of a provider request.
     pub(crate) fn record_headers(&self, headers: &HeaderMap) {
         self.last_authorization_present
             .store(headers.contains_key(AUTHORIZATION), Ordering::Relaxed);
@@ -84,6 +109,10 @@ impl Counters {
             errors_injected: self.errors_injected.load(Ordering::Relaxed),
             last_traceparent,
             last_authorization_present: self.last_authorization_present.load(Ordering::Relaxed),
+            anthropic_requests: self.anthropic_requests.load(Ordering::Relaxed),
+            gemini_requests: self.gemini_requests.load(Ordering::Relaxed),
+            bedrock_requests: self.bedrock_requests.load(Ordering::Relaxed),
+            azure_requests: self.azure_requests.load(Ordering::Relaxed),
         }
     }
 
@@ -93,6 +122,10 @@ impl Counters {
         self.stream_requests.store(0, Ordering::Relaxed);
         self.embedding_requests.store(0, Ordering::Relaxed);
         self.errors_injected.store(0, Ordering::Relaxed);
+        self.anthropic_requests.store(0, Ordering::Relaxed);
+        self.gemini_requests.store(0, Ordering::Relaxed);
+        self.bedrock_requests.store(0, Ordering::Relaxed);
+        self.azure_requests.store(0, Ordering::Relaxed);
         self.last_authorization_present.store(false, Ordering::Relaxed);
         *self
             .last_traceparent
@@ -124,6 +157,8 @@ mod tests {
         Counters::bump(&counters.chat_requests);
         Counters::bump(&counters.chat_requests);
         Counters::bump(&counters.errors_injected);
+        Counters::bump(&counters.anthropic_requests);
+        Counters::bump(&counters.bedrock_requests);
 
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-aa-bb-01"));
@@ -135,6 +170,9 @@ mod tests {
         let stats = counters.snapshot();
         assert_eq!(stats.chat_requests, 2);
         assert_eq!(stats.errors_injected, 1);
+        assert_eq!(stats.anthropic_requests, 1);
+        assert_eq!(stats.bedrock_requests, 1);
+        assert_eq!(stats.gemini_requests, 0);
         assert_eq!(stats.last_traceparent.as_deref(), Some("00-cc-dd-01"));
         assert!(stats.last_authorization_present);
 
@@ -146,5 +184,14 @@ mod tests {
         counters.record_headers(&headers);
         counters.reset();
         assert_eq!(counters.snapshot(), MockStats::default());
+    }
+
+    #[test]
+    fn snapshots_without_dialect_fields_still_parse() {
+        let old = r#"{"chat_requests":1,"stream_requests":0,"embedding_requests":0,"errors_injected":0,
+            "last_traceparent":null,"last_authorization_present":false}"#;
+        let stats: MockStats = serde_json::from_str(old).unwrap();
+        assert_eq!(stats.chat_requests, 1);
+        assert_eq!(stats.azure_requests, 0);
     }
 }

@@ -482,8 +482,14 @@ impl RouterGrpc {
         let d = self.dispatch(call, meta, op, false).await?;
         let route = d.route();
         let body = Upstream::body(d.resp).await.map_err(upstream_status)?;
-        let (body, usage) =
+        let (body, mut usage) =
             dialect::answer(&d.dep, op, base64, body, call.model.max_output_tokens).map_err(upstream_status)?;
+        if op == Op::Embeddings && usage.input_tokens == 0 {
+            // Some providers (Gemini) do not count embedding tokens: bill the
+            // input at 4 bytes a token rather than give it away.
+            let bytes = call.body.get("input").map_or(0, |i| i.to_string().len());
+            usage.input_tokens = u64::try_from(bytes.div_ceil(4)).unwrap_or(u64::MAX);
+        }
         Ok((route, body, usage))
     }
 
