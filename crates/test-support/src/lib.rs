@@ -234,3 +234,174 @@ pub async fn away_from_minute_boundary(margin: Duration) {
         tokio::time::sleep(left + Duration::from_millis(20)).await;
     }
 }
+
+/// Redis servers this test started (a Sentinel, a Cluster's nodes); killed on drop.
+#[derive(Debug)]
+pub struct RedisProcesses {
+    /// The URL(s) to configure, comma-separated for several.
+    pub url: String,
+    children: Vec<std::process::Child>,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for RedisProcesses {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn scratch_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oneflow-redis-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn spawn_redis(args: &[&str]) -> std::io::Result<std::process::Child> {
+    std::process::Command::new("redis-server")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
+async fn wait_until(mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if ready() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A Redis Sentinel (started here from `redis-server --sentinel`) watching the
+/// local Redis as primary `name`; its URL. `None` (with a notice) when the
+/// local Redis or `redis-server` is missing, a panic under CI.
+pub async fn sentinel(name: &str) -> Option<RedisProcesses> {
+    let primary = redis().await?;
+    let hostport = primary.trim_start_matches("redis://").split('/').next()?.to_owned();
+    let (host, port) = hostport.rsplit_once(':')?;
+    let dir = scratch_dir();
+    let sport = free_port();
+    let conf = dir.join("sentinel.conf");
+    let text = format!(
+        "port {sport}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} {host} {port} 1\n",
+        dir.display()
+    );
+    std::fs::write(&conf, text).expect("sentinel config");
+    let conf = conf.display().to_string();
+    let child = match spawn_redis(&[&conf, "--sentinel"]) {
+        Ok(c) => c,
+        Err(e) => {
+            unavailable("redis-server (for Sentinel)", &e.to_string())?;
+            return None;
+        }
+    };
+    let procs = RedisProcesses {
+        url: format!("redis://127.0.0.1:{sport}"),
+        children: vec![child],
+        _dir: dir,
+    };
+    let known = wait_until(|| {
+        redis_cli(sport, &["SENTINEL", "get-master-addr-by-name", name]).is_some_and(|o| o.contains(port))
+    })
+    .await;
+    if !known {
+        unavailable("Redis Sentinel", "it did not learn the primary in time")?;
+        return None;
+    }
+    Some(procs)
+}
+
+/// A three-primary Redis Cluster started here from `redis-server`; its seed
+/// URLs, comma-separated. `None` (with a notice) when `redis-server` or
+/// `redis-cli` is missing, a panic under CI.
+pub async fn redis_cluster() -> Option<RedisProcesses> {
+    let dir = scratch_dir();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut children = Vec::new();
+    for p in &ports {
+        let node_dir = dir.join(p.to_string());
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        let (port, node_dir) = (p.to_string(), node_dir.display().to_string());
+        let args = [
+            "--port",
+            port.as_str(),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--dir",
+            node_dir.as_str(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        match spawn_redis(&args) {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                unavailable("redis-server (for a Cluster)", &e.to_string())?;
+                return None;
+            }
+        }
+    }
+    let procs = RedisProcesses {
+        url: ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        children,
+        _dir: dir,
+    };
+    let up = wait_until(|| {
+        ports
+            .iter()
+            .all(|p| redis_cli(*p, &["PING"]).is_some_and(|o| o.contains("PONG")))
+    })
+    .await;
+    if !up {
+        unavailable("Redis Cluster", "its nodes did not start")?;
+        return None;
+    }
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut create = std::process::Command::new("redis-cli");
+    create.arg("--cluster").arg("create").args(&nodes);
+    create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+    let created = create.output().is_ok_and(|o| o.status.success());
+    let ok = created
+        && wait_until(|| {
+            ports
+                .iter()
+                .all(|p| redis_cli(*p, &["CLUSTER", "INFO"]).is_some_and(|o| o.contains("cluster_state:ok")))
+        })
+        .await;
+    if !ok {
+        unavailable("Redis Cluster", "redis-cli --cluster create failed")?;
+        return None;
+    }
+    Some(procs)
+}

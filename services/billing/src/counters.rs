@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::Script;
+use oneflow_runtime::RedisPool;
 
 use crate::limits::{Counter, LimitKind, LimitPlan, SettlePlan};
 
@@ -241,7 +241,7 @@ pub enum Counters {
     /// Redis, shared by every billing replica.
     Redis {
         /// Pool.
-        pool: Pool,
+        pool: RedisPool,
         /// Key prefix.
         prefix: Arc<str>,
         /// Per-process counters used while Redis is unreachable.
@@ -263,7 +263,7 @@ impl std::fmt::Debug for Counters {
 impl Counters {
     /// Redis counters under `prefix`, falling back to process memory while
     /// Redis is unreachable.
-    pub fn redis(pool: Pool, prefix: &str) -> Self {
+    pub fn redis(pool: RedisPool, prefix: &str) -> Self {
         Counters::Redis {
             pool,
             prefix: Arc::from(prefix),
@@ -295,63 +295,76 @@ impl Counters {
         }
     }
 
-    async fn take_expired_redis(pool: &Pool, prefix: &str, limit: usize) -> Result<Vec<Expired>, CounterError> {
+    async fn take_expired_redis(pool: &RedisPool, prefix: &str, limit: usize) -> Result<Vec<Expired>, CounterError> {
         let err = |e: deadpool_redis::redis::RedisError| CounterError(e.to_string());
         let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
         let now = crate::store::now_millis();
         let pattern = format!("{prefix}:{{u:*}}:pending");
-        let mut cursor: u64 = 0;
         let mut out = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = deadpool_redis::redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await
-                .map_err(err)?;
-            for key in keys {
-                let Some(user) = key.split("{u:").nth(1).and_then(|rest| rest.split('}').next()) else {
-                    continue;
+        // A Cluster spreads the users' keys over its primaries: scan each.
+        let primaries = conn.primaries().await.map_err(|e| CounterError(e.to_string()))?;
+        let nodes: Vec<Option<(String, u16)>> = if primaries.is_empty() {
+            vec![None]
+        } else {
+            primaries.into_iter().map(Some).collect()
+        };
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = deadpool_redis::redis::cmd("SCAN");
+                scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500);
+                let (next, keys): (u64, Vec<String>) = match &node {
+                    Some((host, port)) => {
+                        let v = conn
+                            .query_on(host, *port, &scan)
+                            .await
+                            .map_err(|e| CounterError(e.to_string()))?;
+                        deadpool_redis::redis::from_redis_value(v).map_err(|e| CounterError(e.to_string()))?
+                    }
+                    None => scan.query_async(&mut conn).await.map_err(err)?,
                 };
-                let ids: Vec<String> = deadpool_redis::redis::cmd("ZRANGEBYSCORE")
-                    .arg(&key)
-                    .arg("-inf")
-                    .arg(now)
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(err)?;
-                for id in ids {
-                    let (_, res) = Self::keys(prefix, user, &id);
-                    let amount: i64 = EXPIRE_SCRIPT
-                        .key(&key)
-                        .key(res)
-                        .arg(&id)
-                        .invoke_async(&mut conn)
+                for key in keys {
+                    let Some(user) = key.split("{u:").nth(1).and_then(|rest| rest.split('}').next()) else {
+                        continue;
+                    };
+                    let ids: Vec<String> = deadpool_redis::redis::cmd("ZRANGEBYSCORE")
+                        .arg(&key)
+                        .arg("-inf")
+                        .arg(now)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit)
+                        .query_async(&mut conn)
                         .await
                         .map_err(err)?;
-                    if amount >= 0 {
-                        out.push(Expired {
-                            user: user.to_owned(),
-                            request_id: id,
-                            amount,
-                        });
-                    }
-                    if out.len() >= limit {
-                        return Ok(out);
+                    for id in ids {
+                        let (_, res) = Self::keys(prefix, user, &id);
+                        let amount: i64 = EXPIRE_SCRIPT
+                            .key(&key)
+                            .key(res)
+                            .arg(&id)
+                            .invoke_async(&mut conn)
+                            .await
+                            .map_err(err)?;
+                        if amount >= 0 {
+                            out.push(Expired {
+                                user: user.to_owned(),
+                                request_id: id,
+                                amount,
+                            });
+                        }
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
                     }
                 }
-            }
-            cursor = next;
-            if cursor == 0 {
-                return Ok(out);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
         }
+        Ok(out)
     }
 
     fn take_expired_memory(mem: &Mutex<Memory>, limit: usize) -> Result<Vec<Expired>, CounterError> {
@@ -415,7 +428,7 @@ impl Counters {
         reason = "the arguments of `reserve` plus the connection"
     )]
     async fn reserve_redis(
-        pool: &Pool,
+        pool: &RedisPool,
         prefix: &str,
         user: &str,
         request_id: &str,
@@ -550,7 +563,7 @@ impl Counters {
     }
 
     async fn release_redis(
-        pool: &Pool,
+        pool: &RedisPool,
         prefix: &str,
         user: &str,
         request_id: &str,
@@ -624,7 +637,7 @@ impl Counters {
         }
     }
 
-    async fn credit_redis(pool: &Pool, prefix: &str, user: &str, delta: i64) -> Result<(), CounterError> {
+    async fn credit_redis(pool: &RedisPool, prefix: &str, user: &str, delta: i64) -> Result<(), CounterError> {
         let (avail, _) = Self::keys(prefix, user, "");
         let mut conn = pool.get().await.map_err(|e| CounterError(e.to_string()))?;
         let _: i64 = Script::new(CREDIT_LUA)
@@ -662,7 +675,7 @@ impl Counters {
     }
 
     async fn acquire_redis(
-        pool: &Pool,
+        pool: &RedisPool,
         prefix: &str,
         windows: &[(String, i64, i64, i64)],
     ) -> Result<Option<i64>, CounterError> {

@@ -348,3 +348,77 @@ async fn concurrent_settlements_share_commits_and_each_is_charged_once() {
         assert_eq!(balance.balance, "800.00", "{name}");
     }
 }
+
+/// The counters' scripts and the expiry sweep through Redis Sentinel and on a
+/// three-primary Redis Cluster (both started by the test from the local
+/// `redis-server`): keys carry hash tags, so each script's keys share a slot,
+/// and the sweep scans every primary.
+#[tokio::test]
+async fn counters_work_through_sentinel_and_on_a_cluster() {
+    let sentinel = oneflow_test_support::sentinel("oneflow-primary").await;
+    let cluster = oneflow_test_support::redis_cluster().await;
+    let mut setups = Vec::new();
+    if let Some(s) = &sentinel {
+        setups.push(("sentinel", s.url.clone(), oneflow_runtime::RedisMode::Sentinel));
+    }
+    if let Some(c) = &cluster {
+        setups.push(("cluster", c.url.clone(), oneflow_runtime::RedisMode::Cluster));
+    }
+    for (name, url, mode) in setups {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = BillingConfig {
+            pricing: pricing(),
+            reservation_ttl: std::time::Duration::from_millis(200),
+            ..BillingConfig::default()
+        };
+        cfg.database.url = Secret::new(format!("sqlite://{}", dir.path().join("c.db").display()));
+        cfg.redis.url = Secret::new(url);
+        cfg.redis.mode = mode;
+        cfg.redis.master_name = "oneflow-primary".into();
+        cfg.redis.key_prefix = oneflow_test_support::unique_prefix();
+        let billing = oneflow_billing::grpc(&cfg).await.unwrap();
+        // Several users, so a Cluster spreads their keys over its primaries.
+        for u in 0..6 {
+            let user = format!("{name}-user-{u}-{}", uuid::Uuid::new_v4().simple());
+            billing
+                .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+                .await
+                .unwrap();
+            let tasks: Vec<_> = (0..30)
+                .map(|i| {
+                    let billing = billing.clone();
+                    let user = user.clone();
+                    let id = format!("{user}-{i}");
+                    tokio::spawn(async move { (billing.authorize(authorize(&user, &id, 1)).await.is_ok(), id) })
+                })
+                .collect();
+            let mut granted = Vec::new();
+            for t in tasks {
+                let (ok, id) = t.await.unwrap();
+                if ok {
+                    granted.push(id);
+                }
+            }
+            assert_eq!(granted.len(), 10, "{name}: the balance covers 10");
+            let first = billing
+                .settle(settle(&user, &granted[0], 1))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!first.duplicate, "{name}");
+            let again = billing
+                .settle(settle(&user, &granted[0], 1))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(again.duplicate, "{name}");
+        }
+        // The 9 unsettled reservations of each user expire into charges.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            billing.sweep_expired().await,
+            6 * 9,
+            "{name}: the sweep found every expired reservation"
+        );
+    }
+}

@@ -76,7 +76,7 @@ pub enum IdempotencyStore {
     /// Shared by every replica.
     Redis {
         /// Pool.
-        pool: deadpool_redis::Pool,
+        pool: oneflow_runtime::RedisPool,
         /// Key prefix.
         prefix: Arc<str>,
         /// Entry lifetime.

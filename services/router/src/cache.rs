@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use deadpool_redis::Pool;
 use oneflow_proto::router::v1 as pb;
 use prost::Message as _;
 use serde_json::{Map, Value};
@@ -22,7 +21,7 @@ use crate::config::{CacheConfig, CacheScope};
 enum Store {
     Memory(moka::sync::Cache<[u8; 32], Bytes>),
     Redis {
-        pool: Pool,
+        pool: oneflow_runtime::RedisPool,
         prefix: String,
         timeout: Duration,
     },
@@ -58,7 +57,7 @@ impl ResponseCache {
         let store = match oneflow_runtime::redis_pool(&config.redis)? {
             Some(pool) => Store::Redis {
                 pool,
-                prefix: format!("{}cache:", config.redis.key_prefix),
+                prefix: format!("{}:cache:", config.redis.key_prefix),
                 timeout: config.redis.operation_timeout,
             },
             None => Store::Memory(
