@@ -1,5 +1,5 @@
 # OneFlow developer tasks. `make run` and `make test` are the README's two commands.
-.PHONY: run test lint fmt bench check api-fuzz
+.PHONY: run test lint fmt bench check api-fuzz deploy-check observability-check audit
 
 run:
 	cargo run -p oneflow
@@ -24,3 +24,12 @@ api-fuzz:
 
 bench:
 	bash bench/run.sh
+
+deploy-check:
+	bash scripts/ci-deploy.sh
+
+observability-check:
+	bash scripts/ci-observability.sh
+
+audit:
+	cargo audit --db ../shared/advisory-db --no-fetch --deny warnings

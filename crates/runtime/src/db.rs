@@ -108,6 +108,18 @@ fn scrub(e: &sqlx::Error) -> String {
     }
 }
 
+/// Counts a database failure in `oneflow_db_errors_total{kind}` (connect,
+/// pool_timeout or query), which the database alerts watch; `None` for a
+/// failure to connect at all.
+pub fn count_db_error(error: Option<&sqlx::Error>) {
+    let kind = match error {
+        None | Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed) => "connect",
+        Some(sqlx::Error::PoolTimedOut) => "pool_timeout",
+        Some(_) => "query",
+    };
+    metrics::counter!("oneflow_db_errors_total", "kind" => kind).increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

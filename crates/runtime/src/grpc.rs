@@ -74,7 +74,8 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
     let path = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+        // Unmatched paths share one label value: raw paths would be unbounded series.
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let request_id = request
         .headers()
         .get("x-request-id")

@@ -15,9 +15,9 @@ mod shutdown;
 
 pub use cli::{Cli, Command, NoExtra, emit};
 pub use config::{ConfigError, Secret, ServerConfig, load_config};
-pub use db::{DatabaseConfig, DbError, connect_database, is_postgres};
+pub use db::{DatabaseConfig, DbError, connect_database, count_db_error, is_postgres};
 pub use grpc::{GrpcClientConfig, Readiness, TracedChannel, internal_router, lazy_channel, trace_http};
 pub use health_check::health_check;
-pub use redis_pool::{RedisConfig, RedisConn, RedisError, RedisMode, RedisPool, redis_pool};
+pub use redis_pool::{RedisConfig, RedisConn, RedisError, RedisMode, RedisPool, count_redis_error, redis_pool};
 pub use serve::{bind, serve};
 pub use shutdown::{install_crypto_provider, shutdown_on_signal};

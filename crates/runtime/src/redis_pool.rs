@@ -265,6 +265,21 @@ pub fn redis_pool(config: &RedisConfig) -> Result<Option<RedisPool>, RedisError>
     }
 }
 
+/// Counts a Redis failure of `client` (billing, idempotency, cache) in
+/// `oneflow_redis_errors_total{client,kind}`, kind read from the error text:
+/// connect, timeout or command. The Redis alerts watch it.
+pub fn count_redis_error(client: &'static str, error: &str) {
+    let lower = error.to_ascii_lowercase();
+    let kind = if lower.contains("timed out") || lower.contains("timeout") {
+        "timeout"
+    } else if lower.contains("connect") || lower.contains("refused") || lower.contains("broken pipe") {
+        "connect"
+    } else {
+        "command"
+    };
+    metrics::counter!("oneflow_redis_errors_total", "client" => client, "kind" => kind).increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_primaries;

@@ -60,6 +60,10 @@ fn store_status(e: StoreError) -> Status {
         StoreError::Conflict => Status::already_exists("already exists"),
         StoreError::Connect(_) | StoreError::Query(_) => {
             tracing::error!(error = %e, "auth store");
+            oneflow_runtime::count_db_error(match &e {
+                StoreError::Query(q) => Some(q),
+                _ => None,
+            });
             Status::unavailable("auth storage unavailable")
         }
         StoreError::Migrate(_) | StoreError::Corrupt(_) => {

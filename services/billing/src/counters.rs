@@ -189,6 +189,7 @@ pub struct Memory {
 fn degraded(e: &CounterError) {
     tracing::warn!(error = %e, "Redis unavailable; using per-process counters");
     metrics::counter!("oneflow_billing_redis_fallback_total").increment(1);
+    oneflow_runtime::count_redis_error("billing", &e.0);
 }
 
 /// Every counter of a plan in script order: requests, tokens, credits.

@@ -359,6 +359,7 @@ pub async fn idempotent(State(idem): State<Idempotency>, request: Request, next:
     if streamed {
         guard.armed = false;
         if idem.store.put(&key, &Entry::Streamed { fingerprint }).await.is_err() {
+            oneflow_runtime::count_redis_error("idempotency", "command");
             tracing::warn!("idempotency store unavailable; a repeat of this stream would run again");
         }
         return resp;
@@ -384,6 +385,7 @@ pub async fn idempotent(State(idem): State<Idempotency>, request: Request, next:
     };
     guard.armed = false;
     if idem.store.put(&key, &entry).await.is_err() {
+        oneflow_runtime::count_redis_error("idempotency", "command");
         tracing::warn!("idempotency store unavailable; a repeat of this request would run again");
     }
     Response::from_parts(parts, Body::from(body))
@@ -430,6 +432,7 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 fn unavailable() -> Response {
+    oneflow_runtime::count_redis_error("idempotency", "command");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_error",

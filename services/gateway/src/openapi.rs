@@ -301,7 +301,7 @@ struct DeploymentHealth {
     object: String,
     deployment: String,
     provider: String,
-    /// `closed`, `open` or `halfopen`.
+    /// `closed`, `open` or `half_open`.
     breaker_state: String,
     ewma_latency_ms: f64,
     error_rate: f64,

@@ -54,11 +54,6 @@ impl<'a> Prompt<'a> {
             self.last_user = texts;
         }
     }
-
-    /// Prompt tokens counted so far.
-    pub(crate) fn tokens(&self) -> u64 {
-        self.tokens
-    }
 }
 
 /// A tool the request declares.
@@ -255,11 +250,19 @@ fn placeholder(schema: &Value, depth: usize) -> Value {
     if let Some(constant) = schema.get("const") {
         return constant.clone();
     }
-    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|values| values.first()) {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|values| values.first())
+    {
         return first.clone();
     }
     for key in ["anyOf", "oneOf"] {
-        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|branches| branches.first()) {
+        if let Some(first) = schema
+            .get(key)
+            .and_then(Value::as_array)
+            .and_then(|branches| branches.first())
+        {
             return placeholder(first, depth + 1);
         }
     }
@@ -285,9 +288,10 @@ fn placeholder(schema: &Value, depth: usize) -> Value {
             Value::Object(object)
         }
         Some("array") => {
-            let item = schema
-                .get("items")
-                .map_or_else(|| Value::String(PLACEHOLDER_STRING.to_owned()), |items| placeholder(items, depth + 1));
+            let item = schema.get("items").map_or_else(
+                || Value::String(PLACEHOLDER_STRING.to_owned()),
+                |items| placeholder(items, depth + 1),
+            );
             Value::Array(vec![item])
         }
         Some("integer") => Value::from(1),

@@ -802,6 +802,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn scripted_cached_tokens_are_capped_at_the_prompt() {
+        let state = default_state();
+        let mut body = request("hi");
+        body["metadata"] = json!({"mock_cached_tokens": "4"});
+        let json = body_json(send(&state, post_json(PATH, &body, &[])).await).await;
+        assert_eq!(json["usage"]["prompt_tokens"], 10);
+        assert_eq!(json["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+
+        let response = send(
+            &state,
+            post_json(PATH, &request("hi"), &[("x-mock-cached-tokens", "99")]),
+        )
+        .await;
+        let json = body_json(response).await;
+        assert_eq!(json["usage"]["prompt_tokens_details"]["cached_tokens"], 10);
+    }
+
+    #[tokio::test]
     async fn malformed_requests_get_400_error_shape() {
         let state = default_state();
         let response = send(

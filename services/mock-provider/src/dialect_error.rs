@@ -83,12 +83,6 @@ impl DialectError {
         Self::bad_request(dialect, err.message())
     }
 
-    /// The HTTP status this error is answered with.
-    #[cfg(test)]
-    pub(crate) fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// The error type name as the dialect spells it in an HTTP response.
     fn kind(&self) -> &'static str {
         self.kind.unwrap_or_else(|| {

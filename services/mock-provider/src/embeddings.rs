@@ -113,7 +113,7 @@ async fn handle(state: &MockState, headers: &HeaderMap, body: &[u8]) -> Result<R
 
 /// One input to embed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Input<'a> {
+pub(crate) enum Input<'a> {
     Text(&'a str),
     Tokens(&'a [Value]),
 }
@@ -165,7 +165,7 @@ fn parse_inputs(input: Option<&Value>) -> Result<Vec<Input<'_>>, ApiError> {
 
 /// The deterministic unit vector of `input`: a SHA-256 of the input seeds a
 /// SplitMix64 generator whose outputs, mapped to `[-1, 1)`, are normalised.
-fn embed(input: &Input<'_>, dimensions: usize) -> Vec<f32> {
+pub(crate) fn embed(input: &Input<'_>, dimensions: usize) -> Vec<f32> {
     let mut hasher = Sha256::new();
     match input {
         Input::Text(text) => {

@@ -7,12 +7,19 @@
 //! tests, the demo and the benchmarks talk to this crate instead.
 //!
 //! It serves OpenAI's wire format (chat completions, streaming chunks,
-//! embeddings, models) with **deterministic** content and token usage, and can
-//! be **scripted per request** — through `x-mock-*` request headers or
-//! `mock_*` keys of the chat body's `metadata` object — to add latency, slow
-//! down streams, answer with an error status, cut a stream mid-way, or reply
-//! with a fixed text. See [`router`] for the routes and the `script` module
-//! docs for the directives.
+//! embeddings, models) and, so the router's provider adapters can be tested
+//! end to end, the native dialects of the other provider families:
+//! Anthropic Messages, Gemini `generateContent`, Bedrock Converse (with
+//! binary event-stream framing) and Azure OpenAI's deployment routes. Each
+//! dialect is written from the providers' published documentation,
+//! independently of the adapters it tests. Answers carry **deterministic**
+//! content and token usage (the same rules in every dialect, see the
+//! `answer` module), and every dialect can be **scripted per request** —
+//! through `x-mock-*` request headers or `mock_*` keys of the body's metadata
+//! map — to add latency, slow down streams, answer with an error status, cut
+//! a stream mid-way, fail in-stream, call a tool, or reply with a fixed text.
+//! See [`router`] for the routes and the `script` module docs for the
+//! directives.
 //!
 //! The hot path is lock-free apart from one uncontended mutex around the last
 //! seen `traceparent`, so the provider comfortably exceeds the request rates
@@ -20,12 +27,20 @@
 //!
 //! Public API: [`MockConfig`], [`MockState`], [`MockStats`] and [`router`].
 
+mod answer;
+mod anthropic;
+mod azure;
+mod bedrock;
 mod chat;
+mod dialect_error;
 mod embeddings;
 mod error;
+mod eventstream;
+mod gemini;
 mod models;
 mod script;
 mod stats;
+mod stream_body;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +78,11 @@ pub struct MockConfig {
     pub error_rate: f64,
     /// HTTP status used for errors injected through `error_rate`.
     pub error_status: u16,
+    /// Model ids accepted by the Anthropic, Gemini and Bedrock routes
+    /// (others get the dialect's "not found"); empty, the default, accepts
+    /// any id. Azure deployments are named after `chat_models` /
+    /// `embedding_models` instead.
+    pub dialect_models: Vec<String>,
 }
 
 impl Default for MockConfig {
@@ -75,6 +95,7 @@ impl Default for MockConfig {
             chunk_interval: Duration::ZERO,
             error_rate: 0.0,
             error_status: 500,
+            dialect_models: Vec::new(),
         }
     }
 }
@@ -125,6 +146,12 @@ impl MockState {
     pub(crate) fn counters(&self) -> &stats::Counters {
         &self.inner.counters
     }
+
+    /// Whether the Anthropic, Gemini and Bedrock routes serve `model`.
+    pub(crate) fn accepts_dialect_model(&self, model: &str) -> bool {
+        let known = &self.inner.config.dialect_models;
+        known.is_empty() || known.iter().any(|id| id == model)
+    }
 }
 
 impl Default for MockState {
@@ -141,17 +168,35 @@ impl Default for MockState {
 /// | `POST /v1/embeddings` | `list` of `embedding` objects (`float` or `base64` encoding) |
 /// | `GET /v1/models` | `list` of every configured chat and embedding model |
 /// | `GET /v1/models/{id}` | one `model` object, or 404 `model_not_found` |
+/// | `POST /v1/messages` | Anthropic Messages: `message` object, or named SSE events (`message_start` … `message_stop`) when `"stream": true`; needs `x-api-key` (401 `authentication_error`) and `anthropic-version` (400) |
+/// | `POST /v1beta/models/{model}:generateContent` | Gemini `GenerateContentResponse`; needs `x-goog-api-key` or `?key=` (403 `PERMISSION_DENIED`) |
+/// | `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` | SSE `data:` lines of partial `GenerateContentResponse`s, the last with `finishReason` and `usageMetadata` (400 without `alt=sse`) |
+/// | `POST /v1beta/models/{model}:batchEmbedContents` | `{"embeddings":[{"values":[…]}]}`, the vectors of the OpenAI embeddings path |
+/// | `POST /model/{modelId}/converse` | Bedrock Converse JSON (`output.message`, `stopReason`, `usage`, `metrics`); needs a SigV4-looking `authorization` and `x-amz-date` (403), the signature is **not** verified |
+/// | `POST /model/{modelId}/converse-stream` | `application/vnd.amazon.eventstream` frames: `messageStart`, `contentBlockStart` (tool use), `contentBlockDelta`, `contentBlockStop`, `messageStop`, `metadata` |
+/// | `POST /openai/deployments/{deployment}/chat/completions?api-version=…` | Azure OpenAI: the `/v1/chat/completions` answer with the deployment as model; needs `api-key` (or a bearer token, 401) and `api-version` (400) |
+/// | `POST /openai/deployments/{deployment}/embeddings?api-version=…` | Azure OpenAI: the `/v1/embeddings` answer |
 /// | `GET /healthz` | `200 ok` |
 /// | `GET /mock/stats` | [`MockStats`] as JSON |
 /// | `POST /mock/reset` | zeroes the counters, answers the zeroed [`MockStats`] |
 ///
-/// Any other path answers 404 with an OpenAI-shaped error body.
+/// Errors come in each dialect's own shape (OpenAI's for the OpenAI and
+/// Azure routes). Any other path answers 404 with an OpenAI-shaped error body.
 pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::create_embeddings))
         .route("/v1/models", get(models::list_models))
         .route("/v1/models/{*id}", get(models::get_model))
+        .route("/v1/messages", post(anthropic::create_message))
+        .route("/v1beta/models/{*call}", post(gemini::model_call))
+        .route("/model/{model_id}/converse", post(bedrock::converse))
+        .route("/model/{model_id}/converse-stream", post(bedrock::converse_stream))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure::chat_completions),
+        )
+        .route("/openai/deployments/{deployment}/embeddings", post(azure::embeddings))
         .route("/healthz", get(healthz))
         .route("/mock/stats", get(stats::stats_handler))
         .route("/mock/reset", post(stats::reset_handler))
@@ -225,6 +270,7 @@ mod tests {
         assert_eq!(config.embedding_dimensions, 16);
         assert_eq!(config.first_byte_latency, Duration::ZERO);
         assert_eq!(config.error_status, 500);
+        assert!(config.dialect_models.is_empty());
 
         let config: MockConfig =
             serde_json::from_value(json!({"first_byte_latency": "150ms", "chunk_interval": "2s"})).unwrap();

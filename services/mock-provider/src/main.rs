@@ -1,5 +1,6 @@
-//! `oneflow-mock-provider`: a deployable OpenAI-compatible upstream with
-//! scripted latency, errors and stream cuts, for tests, demos and benchmarks.
+//! `oneflow-mock-provider`: a deployable upstream speaking the OpenAI, Azure,
+//! Anthropic, Gemini and Bedrock dialects, with scripted latency, errors and
+//! stream cuts, for tests, demos and benchmarks.
 use clap::Parser as _;
 use oneflow_mock_provider::{MockConfig, MockState, router};
 use oneflow_runtime::{Cli, Command, ServerConfig, emit};

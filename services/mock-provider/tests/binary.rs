@@ -19,6 +19,53 @@ async fn health_check_subcommand_reflects_the_server() {
         .unwrap();
     assert_eq!(models["object"], "list");
 
+    // The native dialects answer over real HTTP too.
+    let client = reqwest::Client::new();
+    let message: serde_json::Value = client
+        .post(format!("{}/v1/messages", svc.url()))
+        .header("x-api-key", "k")
+        .header("anthropic-version", "2023-06-01")
+        .json(&serde_json::json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["content"][0]["text"], "Mock reply to: hi");
+    let stream = client
+        .post(format!("{}/model/mock.model-v1%3A0/converse-stream", svc.url()))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request",
+        )
+        .header("x-amz-date", "20250101T000000Z")
+        .json(&serde_json::json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "application/vnd.amazon.eventstream");
+    let frames = stream.bytes().await.unwrap();
+    let first_len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+    assert!(first_len < frames.len());
+    let sse = client
+        .post(format!(
+            "{}/v1beta/models/gemini-mock:streamGenerateContent?alt=sse",
+            svc.url()
+        ))
+        .header("x-goog-api-key", "k")
+        .json(&serde_json::json!({"contents": [{"parts": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sse.starts_with("data: {") && sse.contains("\"finishReason\":\"STOP\""),
+        "{sse}"
+    );
+
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

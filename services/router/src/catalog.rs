@@ -307,6 +307,17 @@ impl Catalog {
                 });
             }
         }
+        for d in &all {
+            publish_breaker(d);
+            for (kind, limit) in [
+                ("requests_per_minute", d.requests_per_minute),
+                ("tokens_per_minute", d.tokens_per_minute),
+            ] {
+                #[expect(clippy::cast_precision_loss, reason = "a metric")]
+                metrics::gauge!("oneflow_deployment_capacity_limit", "deployment" => d.name.clone(), "kind" => kind)
+                    .set(limit as f64);
+            }
+        }
         Ok(Self {
             models,
             deployments: all,
@@ -329,6 +340,17 @@ impl Catalog {
     pub fn deployments(&self) -> &[Arc<Deployment>] {
         &self.deployments
     }
+}
+
+/// Publishes `dep`'s breaker state as `oneflow_router_breaker_state`
+/// (0 closed, 1 open, 2 half-open), which the breaker alert watches.
+pub(crate) fn publish_breaker(dep: &Deployment) {
+    let v = match dep.breaker.state() {
+        oneflow_resilience::BreakerState::Closed => 0.0,
+        oneflow_resilience::BreakerState::Open => 1.0,
+        oneflow_resilience::BreakerState::HalfOpen => 2.0,
+    };
+    metrics::gauge!("oneflow_router_breaker_state", "deployment" => dep.name.clone()).set(v);
 }
 
 /// Counts a request in flight.

@@ -32,6 +32,7 @@ pub async fn probe(upstream: &Upstream, dep: &Deployment, timeout: Duration) -> 
             permit.success();
         }
     }
+    crate::catalog::publish_breaker(dep);
     if !up {
         tracing::warn!(deployment = %dep.name, "health probe failed");
     }

@@ -414,6 +414,7 @@ impl RouterGrpc {
             match result {
                 Ok(resp) => {
                     permit.success();
+                    crate::catalog::publish_breaker(dep);
                     dep.stats.record(elapsed, false);
                     return Ok(Dispatched {
                         dep: dep.clone(),
@@ -431,6 +432,7 @@ impl RouterGrpc {
                 }
                 Err(e) if e.is_retryable() => {
                     permit.failure();
+                    crate::catalog::publish_breaker(dep);
                     dep.stats.record(elapsed, true);
                     metrics::counter!("oneflow_router_upstream_failures_total", "deployment" => dep.name.clone())
                         .increment(1);
@@ -634,6 +636,7 @@ impl RouterService for RouterGrpc {
                 if let Ok(p) = dep.breaker.try_acquire() {
                     p.failure();
                 }
+                crate::catalog::publish_breaker(&dep);
                 let error = pb::StreamError {
                     message,
                     info: Some(ErrorInfo {
@@ -718,7 +721,12 @@ impl RouterService for RouterGrpc {
                 pb::DeploymentHealth {
                     deployment: d.name.clone(),
                     provider: d.provider.name.clone(),
-                    breaker_state: format!("{:?}", d.breaker.state()).to_lowercase(),
+                    breaker_state: match d.breaker.state() {
+                        oneflow_resilience::BreakerState::Closed => "closed",
+                        oneflow_resilience::BreakerState::Open => "open",
+                        oneflow_resilience::BreakerState::HalfOpen => "half_open",
+                    }
+                    .to_owned(),
                     ewma_latency_millis: lat,
                     error_rate: err,
                     in_flight: d.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
