@@ -1,5 +1,9 @@
 //! The routing table and prices of the one-process mode: the mock provider's
-//! models always, OpenAI's when `OPENAI_API_KEY` is set.
+//! models always, and each real provider's when its credentials are in the
+//! environment (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`,
+//! `AZURE_OPENAI_API_KEY` with its endpoint and deployment, the AWS variables
+//! for Bedrock). `*_BASE_URL` variables point a provider elsewhere (a proxy,
+//! or the mock in tests). Prices are list prices per 1M tokens in USD.
 use std::net::SocketAddr;
 
 use oneflow_billing::{ModelPrice, PricingConfig};
@@ -9,8 +13,10 @@ use oneflow_router::{
 use oneflow_runtime::ServerConfig;
 use rust_decimal::Decimal;
 
-struct Entry {
-    model: &'static str,
+struct Entry<'a> {
+    model: &'a str,
+    /// The upstream's name when it differs from the public one.
+    upstream: Option<&'a str>,
     operation: ModelOperation,
     input: (i64, u32),
     output: (i64, u32),
@@ -19,9 +25,10 @@ struct Entry {
     max_output: u64,
 }
 
-const MOCK: &[Entry] = &[
+const MOCK: &[Entry<'static>] = &[
     Entry {
         model: "mock-gpt",
+        upstream: None,
         operation: ModelOperation::Chat,
         input: (15, 2),
         output: (60, 2),
@@ -31,6 +38,7 @@ const MOCK: &[Entry] = &[
     },
     Entry {
         model: "mock-gpt-mini",
+        upstream: None,
         operation: ModelOperation::Chat,
         input: (5, 2),
         output: (20, 2),
@@ -40,6 +48,7 @@ const MOCK: &[Entry] = &[
     },
     Entry {
         model: "mock-embed",
+        upstream: None,
         operation: ModelOperation::Embeddings,
         input: (2, 2),
         output: (0, 0),
@@ -49,9 +58,10 @@ const MOCK: &[Entry] = &[
     },
 ];
 
-const OPENAI: &[Entry] = &[
+const OPENAI: &[Entry<'static>] = &[
     Entry {
         model: "gpt-4o-mini",
+        upstream: None,
         operation: ModelOperation::Chat,
         input: (15, 2),
         output: (60, 2),
@@ -61,6 +71,7 @@ const OPENAI: &[Entry] = &[
     },
     Entry {
         model: "gpt-4o",
+        upstream: None,
         operation: ModelOperation::Chat,
         input: (250, 2),
         output: (1000, 2),
@@ -70,6 +81,7 @@ const OPENAI: &[Entry] = &[
     },
     Entry {
         model: "text-embedding-3-small",
+        upstream: None,
         operation: ModelOperation::Embeddings,
         input: (2, 2),
         output: (0, 0),
@@ -79,13 +91,108 @@ const OPENAI: &[Entry] = &[
     },
 ];
 
-fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, entries: &[Entry]) {
+const ANTHROPIC: &[Entry<'static>] = &[
+    Entry {
+        model: "claude-sonnet-4-5",
+        upstream: None,
+        operation: ModelOperation::Chat,
+        input: (300, 2),
+        output: (1500, 2),
+        cached: Some((30, 2)),
+        context: 200_000,
+        max_output: 64_000,
+    },
+    Entry {
+        model: "claude-haiku-4-5",
+        upstream: None,
+        operation: ModelOperation::Chat,
+        input: (100, 2),
+        output: (500, 2),
+        cached: Some((10, 2)),
+        context: 200_000,
+        max_output: 64_000,
+    },
+];
+
+const GEMINI: &[Entry<'static>] = &[
+    Entry {
+        model: "gemini-2.5-flash",
+        upstream: None,
+        operation: ModelOperation::Chat,
+        input: (30, 2),
+        output: (250, 2),
+        cached: Some((75, 3)),
+        context: 1_048_576,
+        max_output: 65_536,
+    },
+    Entry {
+        model: "gemini-2.5-pro",
+        upstream: None,
+        operation: ModelOperation::Chat,
+        input: (125, 2),
+        output: (1000, 2),
+        cached: Some((31, 2)),
+        context: 1_048_576,
+        max_output: 65_536,
+    },
+    Entry {
+        model: "gemini-embedding-001",
+        upstream: None,
+        operation: ModelOperation::Embeddings,
+        input: (15, 2),
+        output: (0, 0),
+        cached: None,
+        context: 2048,
+        max_output: 0,
+    },
+];
+
+const BEDROCK: &[Entry<'static>] = &[
+    Entry {
+        model: "nova-lite",
+        upstream: Some("amazon.nova-lite-v1:0"),
+        operation: ModelOperation::Chat,
+        input: (6, 2),
+        output: (24, 2),
+        cached: None,
+        context: 300_000,
+        max_output: 5000,
+    },
+    Entry {
+        model: "nova-pro",
+        upstream: Some("amazon.nova-pro-v1:0"),
+        operation: ModelOperation::Chat,
+        input: (80, 2),
+        output: (320, 2),
+        cached: None,
+        context: 300_000,
+        max_output: 5000,
+    },
+];
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn provider(name: &str, kind: ProviderKind, base_url: String, key_env: Option<&str>) -> ProviderConfig {
+    ProviderConfig {
+        name: name.to_owned(),
+        kind,
+        base_url,
+        api_key_env: key_env.map(str::to_owned),
+        api_key_file: None,
+        api_version: None,
+        region: None,
+    }
+}
+
+fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, entries: &[Entry<'_>]) {
     for e in entries {
         let deployment = format!("{provider}/{}", e.model);
         router.deployments.push(DeploymentConfig {
             name: deployment.clone(),
             provider: provider.to_owned(),
-            upstream_model: e.model.to_owned(),
+            upstream_model: e.upstream.unwrap_or(e.model).to_owned(),
             requests_per_minute: None,
             tokens_per_minute: None,
             weight: 1,
@@ -128,17 +235,65 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
         region: None,
     });
     add(&mut router, &mut pricing, "mock", MOCK);
-    if std::env::var("OPENAI_API_KEY").is_ok_and(|k| !k.is_empty()) {
-        router.providers.push(ProviderConfig {
-            name: "openai".to_owned(),
-            kind: ProviderKind::OpenaiCompatible,
-            base_url: std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".to_owned()),
-            api_key_env: Some("OPENAI_API_KEY".to_owned()),
-            api_key_file: None,
-            api_version: None,
-            region: None,
-        });
+    if env("OPENAI_API_KEY").is_some() {
+        let base = env("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
+        router.providers.push(provider(
+            "openai",
+            ProviderKind::OpenaiCompatible,
+            base,
+            Some("OPENAI_API_KEY"),
+        ));
         add(&mut router, &mut pricing, "openai", OPENAI);
+    }
+    if env("ANTHROPIC_API_KEY").is_some() {
+        let base = env("ANTHROPIC_BASE_URL").unwrap_or_else(|| "https://api.anthropic.com".to_owned());
+        router.providers.push(provider(
+            "anthropic",
+            ProviderKind::Anthropic,
+            base,
+            Some("ANTHROPIC_API_KEY"),
+        ));
+        add(&mut router, &mut pricing, "anthropic", ANTHROPIC);
+    }
+    if env("GEMINI_API_KEY").is_some() {
+        let base = env("GEMINI_BASE_URL").unwrap_or_else(|| "https://generativelanguage.googleapis.com".to_owned());
+        router
+            .providers
+            .push(provider("gemini", ProviderKind::Gemini, base, Some("GEMINI_API_KEY")));
+        add(&mut router, &mut pricing, "gemini", GEMINI);
+    }
+    if env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some() {
+        let mut bedrock = provider(
+            "bedrock",
+            ProviderKind::Bedrock,
+            env("BEDROCK_BASE_URL").unwrap_or_default(),
+            None,
+        );
+        bedrock.region = Some(env("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()));
+        router.providers.push(bedrock);
+        add(&mut router, &mut pricing, "bedrock", BEDROCK);
+    }
+    if let (Some(_), Some(endpoint), Some(deployment)) = (
+        env("AZURE_OPENAI_API_KEY"),
+        env("AZURE_OPENAI_ENDPOINT"),
+        env("AZURE_OPENAI_DEPLOYMENT"),
+    ) {
+        let mut azure = provider("azure", ProviderKind::Azure, endpoint, Some("AZURE_OPENAI_API_KEY"));
+        azure.api_version = Some(env("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| "2024-10-21".to_owned()));
+        router.providers.push(azure);
+        // The public name is the Azure deployment's, priced like gpt-4o-mini
+        // unless a price is set for it.
+        let entry = Entry {
+            model: &deployment,
+            upstream: None,
+            operation: ModelOperation::Chat,
+            input: (15, 2),
+            output: (60, 2),
+            cached: Some((75, 3)),
+            context: 128_000,
+            max_output: 16_384,
+        };
+        add(&mut router, &mut pricing, "azure", std::slice::from_ref(&entry));
     }
     (router, pricing)
 }

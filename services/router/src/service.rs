@@ -114,6 +114,18 @@ fn upstream_status(e: UpstreamError) -> Status {
                     ..ErrorInfo::default()
                 },
             ),
+            // The deployment names a model or endpoint the upstream does not
+            // have: the gateway's configuration, not the client's request.
+            404 => oneflow_proto::status_with_info(
+                Code::Unavailable,
+                "the upstream provider does not know this deployment's model",
+                ErrorInfo {
+                    code: "upstream_error".into(),
+                    upstream_status: 502,
+                    ..ErrorInfo::default()
+                },
+            ),
+            408 => Status::deadline_exceeded("the upstream provider timed out"),
             s if s >= 500 => oneflow_proto::status_with_info(
                 Code::Unavailable,
                 format!("upstream provider error (HTTP {s})"),
@@ -329,6 +341,9 @@ impl RouterGrpc {
         stream: bool,
     ) -> Result<Dispatched, Status> {
         let mut last: Option<Status> = None;
+        // A deployment that cannot express the request (400 if none can);
+        // any provider failure seen meanwhile is the better answer.
+        let mut refused: Option<Status> = None;
         let mut attempts = 0u32;
         let mut full_wait: Option<u64> = None;
         let mut tokens: Option<u64> = None;
@@ -428,7 +443,7 @@ impl RouterGrpc {
                     // let a deployment that can take the request try.
                     drop(permit);
                     tracing::info!(deployment = %dep.name, error = %e, "deployment cannot take this request; next");
-                    last = Some(upstream_status(e));
+                    refused.get_or_insert_with(|| upstream_status(e));
                 }
                 Err(e) if e.is_retryable() => {
                     permit.failure();
@@ -446,7 +461,7 @@ impl RouterGrpc {
                 }
             }
         }
-        if let (None, Some(wait)) = (&last, full_wait) {
+        if let (None, None, Some(wait)) = (&last, &refused, full_wait) {
             // Every deployment that could serve is at its upstream's RPM/TPM.
             return Err(oneflow_proto::status_with_info(
                 Code::ResourceExhausted,
@@ -461,7 +476,7 @@ impl RouterGrpc {
                 },
             ));
         }
-        Err(last.unwrap_or_else(|| {
+        Err(last.or(refused).unwrap_or_else(|| {
             oneflow_proto::status_with_info(
                 Code::Unavailable,
                 format!("no healthy deployment for model `{}`", call.model.name),

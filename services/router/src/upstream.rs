@@ -47,7 +47,9 @@ impl Retryable for UpstreamError {
     fn is_retryable(&self) -> bool {
         match self {
             UpstreamError::Status { status, .. } => {
-                *status == 429 || *status >= 500 || *status == 401 || *status == 403
+                // 401/403/404: this deployment's key or model is wrong, the
+                // next deployment may be fine; 408: the upstream gave up.
+                matches!(*status, 401 | 403 | 404 | 408 | 429) || *status >= 500
             }
             UpstreamError::Connect | UpstreamError::Timeout | UpstreamError::Protocol => true,
             // Fall over to a deployment that can take the request.

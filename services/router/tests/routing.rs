@@ -314,3 +314,23 @@ async fn transient_failures_are_retried_on_the_same_deployment_and_client_errors
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert_eq!(strict_state.stats().chat_requests, 1, "a client error is not retried");
 }
+
+#[tokio::test]
+async fn a_deployment_whose_model_is_unknown_upstream_falls_over_and_alone_is_a_502() {
+    let (missing, _) = mock(MockConfig {
+        error_rate: 1.0,
+        error_status: 404,
+        ..MockConfig::default()
+    })
+    .await;
+    let (good, good_state) = mock(MockConfig::default()).await;
+    let r = router(vec![provider("missing", missing), provider("good", good)], 5);
+    let resp = r.chat_completion(chat(json!({}))).await.unwrap().into_inner();
+    assert_eq!(resp.route.unwrap().deployment, "good");
+    assert_eq!(good_state.stats().chat_requests, 1);
+
+    let alone = router(vec![provider("missing", missing)], 5);
+    let status = alone.chat_completion(chat(json!({}))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(oneflow_proto::error_info(&status).unwrap().upstream_status, 502);
+}

@@ -11,5 +11,6 @@ mod client;
 mod distributed;
 mod grpc;
 mod one_process;
+mod providers;
 mod sdk;
 mod shutdown;
