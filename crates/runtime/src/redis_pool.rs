@@ -25,11 +25,12 @@ pub enum RedisMode {
     Cluster,
 }
 
-/// The `[redis]` section of billing and router.
+/// A Redis section: billing's `[redis]`, the router's `[cache.redis]`, the
+/// gateway's `[idempotency.redis]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port/db` (`rediss://` for TLS); for Sentinel
+    /// `redis://[:password@]host:port/db` (no TLS: this build has no `rediss://`); for Sentinel
     /// and Cluster a comma-separated list. Empty = in-process memory instead.
     pub url: Secret,
     /// Single server, Sentinel or Cluster.

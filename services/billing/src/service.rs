@@ -31,10 +31,11 @@ const SETTLE_BATCH: usize = 128;
 
 fn store_status(e: StoreError) -> Status {
     tracing::error!(error = %e, "billing store");
-    oneflow_runtime::count_db_error(match &e {
-        StoreError::Query(q) => Some(q),
-        _ => None,
-    });
+    match &e {
+        StoreError::Query(q) => oneflow_runtime::count_db_error(Some(q)),
+        StoreError::Connect(_) => oneflow_runtime::count_db_error(None),
+        StoreError::Migrate(_) | StoreError::WriterGone => {}
+    }
     match e {
         StoreError::Connect(_) | StoreError::Query(_) | StoreError::WriterGone => {
             Status::unavailable("billing storage unavailable")

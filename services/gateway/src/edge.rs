@@ -44,6 +44,7 @@ pub fn cors(config: &EdgeConfig) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 "idempotency-key".parse().unwrap_or(header::ACCEPT),
                 "x-request-id".parse().unwrap_or(header::ACCEPT),
+                "x-oneflow-cache".parse().unwrap_or(header::ACCEPT),
             ])
             .expose_headers([
                 "x-request-id".parse().unwrap_or(header::ETAG),
@@ -51,6 +52,11 @@ pub fn cors(config: &EdgeConfig) -> Option<CorsLayer> {
                 "x-ratelimit-remaining".parse().unwrap_or(header::ETAG),
                 "x-ratelimit-reset".parse().unwrap_or(header::ETAG),
                 header::RETRY_AFTER,
+                "x-oneflow-provider".parse().unwrap_or(header::ETAG),
+                "x-oneflow-deployment".parse().unwrap_or(header::ETAG),
+                "x-oneflow-variant".parse().unwrap_or(header::ETAG),
+                "x-oneflow-cache".parse().unwrap_or(header::ETAG),
+                "x-oneflow-billing-id".parse().unwrap_or(header::ETAG),
             ])
             .max_age(std::time::Duration::from_secs(600)),
     )

@@ -108,11 +108,11 @@ impl ResponseCache {
                         .ok()
                         .flatten()
                 };
-                tokio::time::timeout(*timeout, fetch)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(Bytes::from)
+                let got = tokio::time::timeout(*timeout, fetch).await;
+                if got.is_err() {
+                    oneflow_runtime::count_redis_error("cache", "timeout");
+                }
+                got.ok().flatten().map(Bytes::from)
             }
         }?;
         pb::ChatResponse::decode(raw).ok()
@@ -141,6 +141,7 @@ impl ResponseCache {
                         .ok()
                 };
                 if tokio::time::timeout(*timeout, store).await.ok().flatten().is_none() {
+                    oneflow_runtime::count_redis_error("cache", "command");
                     tracing::warn!("response cache: could not store an answer in Redis");
                 }
             }
