@@ -31,8 +31,9 @@ mkdir -p "$OUT"
 
 command -v oha >/dev/null 2>&1 || cargo install oha --locked
 command -v jq >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq jq; }
-cargo build --release -p oneflow -p oneflow-mock-provider -p oneflow-gateway -p oneflow-auth \
-  -p oneflow-billing -p oneflow-router
+# SKIP_BUILD=1 measures the release binaries already in target/release.
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -p oneflow -p oneflow-mock-provider -p oneflow-gateway \
+  -p oneflow-auth -p oneflow-billing -p oneflow-router
 
 # exec: a backgrounded `pin` keeps the service's own PID (for the RSS reading).
 pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }

@@ -69,3 +69,47 @@ impl Default for BillingConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn audio_prices_are_read_from_pricing_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("billing.toml");
+        let file = r#"
+[[pricing.models]]
+model = "tts-1"
+per_million_characters = "15"
+
+[[pricing.models]]
+model = "whisper-1"
+per_minute_audio = "0.006"
+
+[[pricing.models]]
+model = "chat"
+input_per_million = "0.15"
+"#;
+        std::fs::write(&path, file).unwrap();
+        let config: BillingConfig = oneflow_runtime::load_config(Some(&path), &[]).unwrap();
+        let models = &config.pricing.models;
+        assert_eq!(models[0].per_million_characters, Some(Decimal::from(15)));
+        assert_eq!(models[0].per_minute_audio, None);
+        assert_eq!(models[1].per_minute_audio, Some(Decimal::new(6, 3)));
+        assert_eq!(models[1].input_per_million, Decimal::ZERO);
+        assert_eq!(
+            (models[2].per_million_characters, models[2].per_minute_audio),
+            (None, None)
+        );
+
+        // A misspelt unit is refused, not silently unpriced.
+        std::fs::write(
+            &path,
+            "[[pricing.models]]\nmodel = \"x\"\nper_audio_second = \"0.0001\"\n",
+        )
+        .unwrap();
+        assert!(oneflow_runtime::load_config::<BillingConfig>(Some(&path), &[]).is_err());
+    }
+}

@@ -1,17 +1,19 @@
 //! Prices and the one charge rule. Provider prices are exact decimals (USD per
-//! million units); a charge in credits is computed exactly and rounded once,
-//! up to the next hundredth of a credit, so it is never zero for real usage and
-//! a worst-case reservation always covers the real charge.
+//! million tokens or characters, per minute of audio); a charge in credits is
+//! computed exactly and rounded once, up to the next hundredth of a credit, so
+//! it is never zero for real usage and a worst-case reservation always covers
+//! the real charge.
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use oneflow_proto::common::v1::Usage;
 
-/// Prices of one model, in provider currency (USD) per million units.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Prices of one model, in provider currency (USD). One value is one price
+/// version: a unit without a price cannot be charged for this model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
     /// Public model name.
@@ -25,6 +27,14 @@ pub struct ModelPrice {
     /// Per 1M cached input tokens (defaults to the input price).
     #[serde(default)]
     pub cached_input_per_million: Option<Decimal>,
+    /// Per 1M characters synthesised (text-to-speech); without it, speech
+    /// usage of this model is not priced.
+    #[serde(default)]
+    pub per_million_characters: Option<Decimal>,
+    /// Per minute of audio transcribed (speech-to-text), charged by the
+    /// millisecond; without it, audio usage of this model is not priced.
+    #[serde(default)]
+    pub per_minute_audio: Option<Decimal>,
 }
 
 /// The `[pricing]` section.
@@ -52,6 +62,15 @@ pub enum PriceError {
     /// No price is configured for the model.
     #[error("model `{0}` has no price configured")]
     NotPriced(String),
+    /// The model is priced, but not for a unit its usage has (characters or
+    /// audio): charging that usage nothing would give it away.
+    #[error("model `{model}` has no price {unit}")]
+    UnitNotPriced {
+        /// Public model name.
+        model: String,
+        /// The missing price, for people (`per character (per_million_characters)`).
+        unit: &'static str,
+    },
     /// The usage is too large to price.
     #[error("usage too large to price")]
     Overflow,
@@ -67,8 +86,6 @@ pub struct PriceBook {
     credits_per_usd: Decimal,
     by_model: Arc<RwLock<HashMap<String, Vec<PriceVersion>>>>,
 }
-
-const MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
 impl PriceBook {
     /// The configured prices, effective since forever.
@@ -131,27 +148,77 @@ impl PriceBook {
     }
 }
 
-/// The one charge rule (see the module docs and `docs/billing.md`).
+/// The one charge rule (see the module docs and `docs/billing.md`):
+///
+/// `usd = (uncached × input + cached × cached_input + output × output_price
+///         + characters × per_million_characters) / 1,000,000
+///        + audio_millis × per_minute_audio / 60,000`
+///
+/// then `credits = usd × credits_per_usd`, rounded once, up to the next 0.01.
+/// Nothing is rounded before that step: the division by 60,000 does not end
+/// in decimals, so the sum is kept as an exact fraction and rounded by integer
+/// division. A unit the usage has (characters, audio) but the price lacks is
+/// [`PriceError::UnitNotPriced`]; a unit the usage lacks needs no price.
 pub fn charge_cents(price: &ModelPrice, usage: &Usage, credits_per_usd: Decimal) -> Result<i64, PriceError> {
     let cached = usage.cached_input_tokens.min(usage.input_tokens);
     let uncached = usage.input_tokens - cached;
     let cached_price = price.cached_input_per_million.unwrap_or(price.input_per_million);
-    let part = |tokens: u64, per_million: Decimal| -> Result<Decimal, PriceError> {
-        Decimal::from(tokens)
-            .checked_mul(per_million)
-            .ok_or(PriceError::Overflow)
+    let unit_price = |count: u64, price_of_unit: Option<Decimal>, unit: &'static str| match (count, price_of_unit) {
+        (0, _) => Ok(Decimal::ZERO),
+        (_, Some(p)) => Ok(p),
+        (_, None) => Err(PriceError::UnitNotPriced {
+            model: price.model.clone(),
+            unit,
+        }),
     };
-    let usd_millions = part(uncached, price.input_per_million)?
-        .checked_add(part(cached, cached_price)?)
-        .and_then(|s| s.checked_add(part(usage.output_tokens, price.output_per_million).ok()?))
+    let characters_price = unit_price(
+        usage.characters,
+        price.per_million_characters,
+        "per character (per_million_characters)",
+    )?;
+    let audio_price = unit_price(
+        usage.audio_millis,
+        price.per_minute_audio,
+        "per minute of audio (per_minute_audio)",
+    )?;
+    let part = |count: u64, unit_price: Decimal| -> Result<Decimal, PriceError> {
+        Decimal::from(count).checked_mul(unit_price).ok_or(PriceError::Overflow)
+    };
+    let add = |a: Decimal, b: Decimal| a.checked_add(b).ok_or(PriceError::Overflow);
+    // USD × 1,000,000: the units priced per million.
+    let per_million = [
+        part(uncached, price.input_per_million)?,
+        part(cached, cached_price)?,
+        part(usage.output_tokens, price.output_per_million)?,
+        part(usage.characters, characters_price)?,
+    ]
+    .into_iter()
+    .try_fold(Decimal::ZERO, add)?;
+    // USD × 60,000: audio priced per minute, counted in milliseconds.
+    let per_minute = part(usage.audio_millis, audio_price)?;
+    // usd = per_million / 10⁶ + per_minute / 60,000 = (3 × per_million + 50 × per_minute) / (3 × 10⁶),
+    // so hundredths of a credit = usd × credits_per_usd × 100
+    //                           = (3 × per_million + 50 × per_minute) × credits_per_usd / 30,000.
+    let numerator = per_million
+        .checked_mul(Decimal::from(3))
+        .and_then(|a| a.checked_add(per_minute.checked_mul(Decimal::from(50))?))
+        .and_then(|n| n.checked_mul(credits_per_usd))
         .ok_or(PriceError::Overflow)?;
-    let credits = usd_millions
-        .checked_mul(credits_per_usd)
-        .and_then(|c| c.checked_div(MILLION))
-        .ok_or(PriceError::Overflow)?;
-    let rounded = credits.round_dp_with_strategy(2, RoundingStrategy::AwayFromZero);
-    let cents = rounded.checked_mul(Decimal::ONE_HUNDRED).ok_or(PriceError::Overflow)?;
-    i64::try_from(cents).map_err(|_| PriceError::Overflow)
+    div_away_from_zero(numerator, 30_000).ok_or(PriceError::Overflow)
+}
+
+/// `n / d` rounded away from zero (up, for charges), exactly: `n` is an integer
+/// mantissa over a power of ten, so this is one integer division.
+fn div_away_from_zero(n: Decimal, d: i128) -> Option<i64> {
+    let denominator = 10i128.checked_pow(n.scale())?.checked_mul(d)?;
+    let mantissa = n.mantissa();
+    let quotient = mantissa / denominator;
+    let rounded = if mantissa % denominator == 0 {
+        quotient
+    } else {
+        quotient + mantissa.signum()
+    };
+    i64::try_from(rounded).ok()
 }
 
 /// Formats hundredths of a credit as a decimal string (`1234` → `"12.34"`).
@@ -179,7 +246,40 @@ mod tests {
             input_per_million: Decimal::new(15, 2),
             output_per_million: Decimal::new(60, 2),
             cached_input_per_million: Some(Decimal::new(75, 3)),
+            ..ModelPrice::default()
         }
+    }
+
+    /// A speech model at $15 per 1M characters and a transcription model at
+    /// $0.006 per minute (OpenAI's list prices of `tts-1` and `whisper-1`).
+    fn audio_price() -> ModelPrice {
+        ModelPrice {
+            model: "audio".into(),
+            per_million_characters: Some(Decimal::from(15)),
+            per_minute_audio: Some(Decimal::new(6, 3)),
+            ..ModelPrice::default()
+        }
+    }
+
+    fn speech(characters: u64, audio_millis: u64) -> Usage {
+        Usage {
+            characters,
+            audio_millis,
+            ..Usage::default()
+        }
+    }
+
+    /// The rule computed independently, in integers: prices in millionths of
+    /// a dollar, 100 credits per dollar, the result rounded up once.
+    fn exact_cents(tokens_in: u64, tokens_out: u64, characters: u64, millis: u64, micro: [u64; 4]) -> i128 {
+        let [input, output, per_character, per_minute] = micro.map(i128::from);
+        let per_million =
+            i128::from(tokens_in) * input + i128::from(tokens_out) * output + i128::from(characters) * per_character;
+        let per_minute = i128::from(millis) * per_minute;
+        // cents = 10⁴ × (per_million / 10¹² + per_minute / (6 × 10¹⁰)) = (6 × per_million + 100 × per_minute) / (6 × 10⁸)
+        let numerator = 6 * per_million + 100 * per_minute;
+        let denominator = 600_000_000;
+        (numerator + denominator - 1) / denominator
     }
 
     fn usage(i: u64, o: u64, c: u64) -> Usage {
@@ -202,6 +302,105 @@ mod tests {
             1
         );
         assert_eq!(charge_cents(&price(), &usage(0, 0, 0), Decimal::from(100)).unwrap(), 0);
+    }
+
+    #[test]
+    fn speech_is_charged_per_character() {
+        // 1,234 characters at $15 per 1M = $0.01851 = 1.851 credits, rounded up once to 1.86.
+        let rate = Decimal::from(100);
+        assert_eq!(charge_cents(&audio_price(), &speech(1_234, 0), rate), Ok(186));
+        // 1M characters = $15 = 1,500 credits exactly: no extra hundredth.
+        assert_eq!(charge_cents(&audio_price(), &speech(1_000_000, 0), rate), Ok(150_000));
+    }
+
+    #[test]
+    fn transcription_is_charged_by_the_millisecond_at_a_price_per_minute() {
+        let rate = Decimal::from(100);
+        // 61.5 s at $0.006 per minute = $0.00615 = 0.615 credits, rounded up to 0.62
+        // (not two started minutes, $0.012).
+        assert_eq!(charge_cents(&audio_price(), &speech(0, 61_500), rate), Ok(62));
+        // One minute is exactly 0.60 credits.
+        assert_eq!(charge_cents(&audio_price(), &speech(0, 60_000), rate), Ok(60));
+        // $1 per minute: 600 ms is exactly $0.01 = 1 credit; one more millisecond
+        // adds a fraction that does not end in decimals (1/60,000 of a dollar)
+        // and still rounds up to the next hundredth.
+        let dollar = ModelPrice {
+            per_minute_audio: Some(Decimal::ONE),
+            ..audio_price()
+        };
+        assert_eq!(charge_cents(&dollar, &speech(0, 600), rate), Ok(100));
+        assert_eq!(charge_cents(&dollar, &speech(0, 601), rate), Ok(101));
+        // The smallest usage at the smallest price still costs 0.01.
+        let cent = ModelPrice {
+            per_minute_audio: Some(Decimal::new(1, 2)),
+            ..audio_price()
+        };
+        assert_eq!(charge_cents(&cent, &speech(0, 1), rate), Ok(1));
+    }
+
+    #[test]
+    fn one_charge_is_rounded_once_whatever_its_units() {
+        // 1.851 + 0.615 = 2.466 credits, charged 2.47; rounding each part first would give 1.86 + 0.62 = 2.48.
+        let rate = Decimal::from(100);
+        assert_eq!(charge_cents(&audio_price(), &speech(1_234, 61_500), rate), Ok(247));
+        // Tokens join the same sum: + 10 input tokens at $0.15 per 1M (0.00015 credits).
+        let mixed = ModelPrice {
+            input_per_million: Decimal::new(15, 2),
+            ..audio_price()
+        };
+        let usage = Usage {
+            input_tokens: 10,
+            ..speech(1_234, 61_500)
+        };
+        assert_eq!(charge_cents(&mixed, &usage, rate), Ok(247));
+    }
+
+    #[test]
+    fn audio_usage_without_its_price_is_not_priced() {
+        let rate = Decimal::from(100);
+        let chat_only = price();
+        assert_eq!(
+            charge_cents(&chat_only, &speech(1, 0), rate),
+            Err(PriceError::UnitNotPriced {
+                model: "m".into(),
+                unit: "per character (per_million_characters)",
+            })
+        );
+        assert!(matches!(
+            charge_cents(&chat_only, &speech(0, 1), rate),
+            Err(PriceError::UnitNotPriced { .. })
+        ));
+        // A unit the usage does not have needs no price.
+        assert_eq!(charge_cents(&chat_only, &usage(10, 20, 0), rate), Ok(1));
+        let tts_only = ModelPrice {
+            per_minute_audio: None,
+            ..audio_price()
+        };
+        assert_eq!(charge_cents(&tts_only, &speech(1_234, 0), rate), Ok(186));
+        // A configured price of zero is a price: free, not refused.
+        let free = ModelPrice {
+            per_minute_audio: Some(Decimal::ZERO),
+            ..audio_price()
+        };
+        assert_eq!(charge_cents(&free, &speech(0, 61_500), rate), Ok(0));
+    }
+
+    #[test]
+    fn the_price_book_prices_audio_worst_cases() {
+        let book = PriceBook::new(&PricingConfig {
+            credits_per_usd: Decimal::from(100),
+            models: vec![audio_price(), price()],
+        });
+        assert_eq!(book.charge_cents("audio", &speech(1_234, 0)), Ok(186));
+        assert_eq!(book.charge_cents("audio", &speech(0, 61_500)), Ok(62));
+        assert!(matches!(
+            book.charge_cents("m", &speech(0, 61_500)),
+            Err(PriceError::UnitNotPriced { .. })
+        ));
+        assert_eq!(
+            book.charge_cents("nope", &speech(1, 0)),
+            Err(PriceError::NotPriced("nope".into()))
+        );
     }
 
     #[test]
@@ -251,6 +450,59 @@ mod tests {
             let rate = Decimal::from(100);
             let only_input = charge_cents(&p, &usage(i, o, 0), rate).unwrap();
             prop_assert_eq!(only_input, charge_cents(&p, &usage(i, 0, 0), rate).unwrap());
+        }
+
+        #[test]
+        fn charge_is_monotonic_in_characters_and_audio(
+            ch in 0u64..100_000_000, ms in 0u64..100_000_000, d in 1u64..1_000_000
+        ) {
+            let p = audio_price();
+            let rate = Decimal::from(100);
+            let base = charge_cents(&p, &speech(ch, ms), rate).unwrap();
+            prop_assert!(charge_cents(&p, &speech(ch + d, ms), rate).unwrap() >= base);
+            prop_assert!(charge_cents(&p, &speech(ch, ms + d), rate).unwrap() >= base);
+            prop_assert!(base >= 0);
+        }
+
+        #[test]
+        fn charge_is_the_exact_sum_rounded_up_once(
+            i in 0u64..1_000_000_000, o in 0u64..1_000_000_000, ch in 0u64..1_000_000_000,
+            ms in 0u64..1_000_000_000, micro in proptest::array::uniform4(0u64..100_000_000)
+        ) {
+            let p = ModelPrice {
+                model: "m".into(),
+                input_per_million: Decimal::new(i64::try_from(micro[0]).unwrap(), 6),
+                output_per_million: Decimal::new(i64::try_from(micro[1]).unwrap(), 6),
+                cached_input_per_million: None,
+                per_million_characters: Some(Decimal::new(i64::try_from(micro[2]).unwrap(), 6)),
+                per_minute_audio: Some(Decimal::new(i64::try_from(micro[3]).unwrap(), 6)),
+            };
+            let u = Usage { input_tokens: i, output_tokens: o, characters: ch, audio_millis: ms, ..Usage::default() };
+            let cents = charge_cents(&p, &u, Decimal::from(100)).unwrap();
+            prop_assert_eq!(i128::from(cents), exact_cents(i, o, ch, ms, micro));
+        }
+
+        #[test]
+        fn rounding_is_idempotent(per_minute_cents in 0i64..100_000, minutes in 0u64..10_000, per_million_cents in 0i64..100_000, millions in 0u64..1_000) {
+            // Whole minutes and whole millions at whole-cent prices cost whole
+            // hundredths of a credit already: rounding adds nothing.
+            let p = ModelPrice {
+                per_million_characters: Some(Decimal::new(per_million_cents, 2)),
+                per_minute_audio: Some(Decimal::new(per_minute_cents, 2)),
+                ..audio_price()
+            };
+            let u = speech(millions * 1_000_000, minutes * 60_000);
+            let expected = 100 * (per_minute_cents * i64::try_from(minutes).unwrap()
+                + per_million_cents * i64::try_from(millions).unwrap());
+            prop_assert_eq!(charge_cents(&p, &u, Decimal::from(100)).unwrap(), expected);
+        }
+
+        #[test]
+        fn audio_reservation_covers_any_smaller_usage(wc in 0u64..10_000_000, wm in 0u64..10_000_000, fc in 0.0f64..=1.0, fm in 0.0f64..=1.0) {
+            let rate = Decimal::from(100);
+            let worst = charge_cents(&audio_price(), &speech(wc, wm), rate).unwrap();
+            let real = speech((wc as f64 * fc) as u64, (wm as f64 * fm) as u64);
+            prop_assert!(charge_cents(&audio_price(), &real, rate).unwrap() <= worst);
         }
 
         #[test]

@@ -46,7 +46,9 @@ fn store_status(e: StoreError) -> Status {
 
 fn price_status(e: PriceError) -> Status {
     match e {
-        PriceError::NotPriced(_) => oneflow_proto::status_with_info(
+        // A model priced for tokens but not for the characters or audio a
+        // request uses is as unusable for it as a model without any price.
+        PriceError::NotPriced(_) | PriceError::UnitNotPriced { .. } => oneflow_proto::status_with_info(
             Code::FailedPrecondition,
             e.to_string(),
             ErrorInfo {
@@ -72,10 +74,15 @@ fn price_proto(from: i64, p: &ModelPrice) -> pb::Price {
         input_per_million: p.input_per_million.to_string(),
         output_per_million: p.output_per_million.to_string(),
         cached_input_per_million: p.cached_input_per_million.unwrap_or(p.input_per_million).to_string(),
-        per_million_characters: String::new(),
-        per_audio_second: String::new(),
+        per_million_characters: optional_decimal(p.per_million_characters),
+        per_minute_audio: optional_decimal(p.per_minute_audio),
         effective_from_millis: from,
     }
+}
+
+/// An optional price on the wire: empty when not set.
+fn optional_decimal(d: Option<rust_decimal::Decimal>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
 }
 
 fn required(value: &str, field: &str) -> Result<(), Status> {
@@ -536,14 +543,19 @@ impl BillingService for BillingGrpc {
                 .filter(|d| !d.is_sign_negative())
                 .ok_or_else(|| Status::invalid_argument(format!("{field} must be a non-negative decimal")))
         };
+        let optional = |raw: &str, field: &str| -> Result<Option<rust_decimal::Decimal>, Status> {
+            match raw.trim() {
+                "" => Ok(None),
+                raw => decimal(raw, field).map(Some),
+            }
+        };
         let price = ModelPrice {
             model: p.model.clone(),
             input_per_million: decimal(&p.input_per_million, "input_per_million")?,
             output_per_million: decimal(&p.output_per_million, "output_per_million")?,
-            cached_input_per_million: match p.cached_input_per_million.trim() {
-                "" => None,
-                raw => Some(decimal(raw, "cached_input_per_million")?),
-            },
+            cached_input_per_million: optional(&p.cached_input_per_million, "cached_input_per_million")?,
+            per_million_characters: optional(&p.per_million_characters, "per_million_characters")?,
+            per_minute_audio: optional(&p.per_minute_audio, "per_minute_audio")?,
         };
         let now = now_millis();
         let from = if p.effective_from_millis == 0 {

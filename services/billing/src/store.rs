@@ -341,23 +341,30 @@ impl BillingStore {
     }
 
     /// Stores a price version (replacing one with the same model and date).
+    /// Decimals are stored as text, exactly as written.
     pub async fn upsert_price(
         &self,
         from: i64,
         price: &crate::pricing::ModelPrice,
         actor: Option<&str>,
     ) -> Result<(), StoreError> {
+        let text = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
         sqlx::query(
-            "INSERT INTO prices (model, effective_from, input_per_million, output_per_million, cached_input_per_million, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (model, effective_from) DO UPDATE SET \
+            "INSERT INTO prices (model, effective_from, input_per_million, output_per_million, cached_input_per_million, \
+             per_million_characters, per_minute_audio, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (model, effective_from) DO UPDATE SET \
              input_per_million = excluded.input_per_million, output_per_million = excluded.output_per_million, \
-             cached_input_per_million = excluded.cached_input_per_million, created_by = excluded.created_by, created_at = excluded.created_at",
+             cached_input_per_million = excluded.cached_input_per_million, \
+             per_million_characters = excluded.per_million_characters, per_minute_audio = excluded.per_minute_audio, \
+             created_by = excluded.created_by, created_at = excluded.created_at",
         )
         .bind(&price.model)
         .bind(from)
         .bind(price.input_per_million.to_string())
         .bind(price.output_per_million.to_string())
-        .bind(price.cached_input_per_million.map(|d| d.to_string()))
+        .bind(text(price.cached_input_per_million))
+        .bind(text(price.per_million_characters))
+        .bind(text(price.per_minute_audio))
         .bind(actor)
         .bind(now_millis())
         .execute(&self.pool)
@@ -367,23 +374,37 @@ impl BillingStore {
 
     /// Every stored price version (rows that do not parse are skipped and logged).
     pub async fn load_prices(&self) -> Result<Vec<crate::pricing::PriceVersion>, StoreError> {
-        let rows: Vec<(String, i64, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT model, effective_from, input_per_million, output_per_million, cached_input_per_million FROM prices",
+        type Row = (
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT model, effective_from, input_per_million, output_per_million, cached_input_per_million, \
+             per_million_characters, per_minute_audio FROM prices",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(model, from, input, output, cached)| {
+            .filter_map(|(model, from, input, output, cached, characters, audio)| {
+                // `Some(None)` is a price that is not set; `None`, one that does not parse.
+                let optional = |raw: Option<String>| match raw {
+                    Some(raw) => raw.parse().ok().map(Some),
+                    None => Some(None),
+                };
                 let parsed = (|| {
                     Some(crate::pricing::ModelPrice {
                         model: model.clone(),
                         input_per_million: input.parse().ok()?,
                         output_per_million: output.parse().ok()?,
-                        cached_input_per_million: match cached {
-                            Some(c) => Some(c.parse().ok()?),
-                            None => None,
-                        },
+                        cached_input_per_million: optional(cached)?,
+                        per_million_characters: optional(characters)?,
+                        per_minute_audio: optional(audio)?,
                     })
                 })();
                 if parsed.is_none() {

@@ -28,6 +28,7 @@ fn pricing() -> PricingConfig {
             input_per_million: Decimal::from(3_725),
             output_per_million: Decimal::from(11_350),
             cached_input_per_million: None,
+            ..ModelPrice::default()
         }],
     }
 }

@@ -23,6 +23,7 @@ fn pricing() -> PricingConfig {
             input_per_million: Decimal::from(10_000),
             output_per_million: Decimal::from(10_000),
             cached_input_per_million: None,
+            ..ModelPrice::default()
         }],
     }
 }
@@ -346,6 +347,186 @@ async fn concurrent_settlements_share_commits_and_each_is_charged_once() {
             .into_inner();
         // 1000.00 granted, 100 requests at 2.00.
         assert_eq!(balance.balance, "800.00", "{name}");
+    }
+}
+
+/// Audio prices (per 1M characters, per minute of audio) are stored with their
+/// version, read back exactly by every replica, listed, and charged.
+#[tokio::test]
+async fn audio_prices_round_trip_through_the_store_and_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut databases = vec![(
+        "sqlite",
+        Secret::new(format!("sqlite://{}", dir.path().join("p.db").display())),
+    )];
+    // Under CI=true a missing PostgreSQL fails here instead of skipping.
+    if let Some(pg) = oneflow_test_support::fresh_postgres().await {
+        databases.push(("postgres", Secret::new(pg)));
+    }
+    let dec = |s: &str| s.parse::<Decimal>().unwrap();
+    for (name, url) in databases {
+        let cfg = BillingConfig {
+            pricing: pricing(),
+            database: oneflow_runtime::DatabaseConfig {
+                url,
+                ..BillingConfig::default().database
+            },
+            ..BillingConfig::default()
+        };
+        let billing = oneflow_billing::grpc(&cfg).await.unwrap();
+        let store = oneflow_billing::BillingStore::connect(&cfg.database).await.unwrap();
+
+        // The store keeps both new columns, NULL included, per version.
+        let tts = ModelPrice {
+            model: "tts".into(),
+            per_million_characters: Some(dec("15.000")),
+            ..ModelPrice::default()
+        };
+        let stt = ModelPrice {
+            model: "stt".into(),
+            input_per_million: dec("0.10"),
+            per_minute_audio: Some(dec("0.006")),
+            ..ModelPrice::default()
+        };
+        let later = 4_102_444_800_000; // 2100-01-01
+        store.upsert_price(later, &tts, Some("admin")).await.unwrap();
+        store.upsert_price(later, &stt, None).await.unwrap();
+        let stored = |versions: Vec<oneflow_billing::PriceVersion>, model: &str| {
+            versions
+                .into_iter()
+                .filter(|(_, p)| p.model == model)
+                .collect::<Vec<_>>()
+        };
+        let tts_back = stored(store.load_prices().await.unwrap(), "tts");
+        assert_eq!(tts_back, vec![(later, tts.clone())], "{name}");
+        // Exactly as written, trailing zeros included.
+        assert_eq!(
+            tts_back[0].1.per_million_characters.map(|d| d.to_string()),
+            Some("15.000".to_owned()),
+            "{name}"
+        );
+        assert_eq!(
+            stored(store.load_prices().await.unwrap(), "stt"),
+            vec![(later, stt.clone())],
+            "{name}"
+        );
+        // A version replaced at the same date keeps only the prices it gives.
+        let tokens_only = ModelPrice {
+            model: "tts".into(),
+            input_per_million: dec("1"),
+            ..ModelPrice::default()
+        };
+        store.upsert_price(later, &tokens_only, None).await.unwrap();
+        assert_eq!(
+            stored(store.load_prices().await.unwrap(), "tts"),
+            vec![(later, tokens_only)],
+            "{name}"
+        );
+
+        // Through the RPCs: stored now, listed, reloaded by another replica, charged.
+        let upsert = |price: pb::Price| {
+            let billing = billing.clone();
+            async move {
+                billing
+                    .upsert_price(Request::new(pb::UpsertPriceRequest {
+                        price: Some(price),
+                        actor_user_id: "admin".into(),
+                    }))
+                    .await
+            }
+        };
+        let speech = pb::Price {
+            model: "speech".into(),
+            input_per_million: "0".into(),
+            output_per_million: "0".into(),
+            per_million_characters: "15".into(),
+            per_minute_audio: "0.006".into(),
+            ..pb::Price::default()
+        };
+        let answered = upsert(speech.clone()).await.unwrap().into_inner();
+        assert_eq!(answered.per_million_characters, "15", "{name}");
+        assert_eq!(answered.per_minute_audio, "0.006", "{name}");
+        for field in ["per_million_characters", "per_minute_audio"] {
+            let mut negative = speech.clone();
+            match field {
+                "per_million_characters" => negative.per_million_characters = "-1".into(),
+                _ => negative.per_minute_audio = "x".into(),
+            }
+            let status = upsert(negative).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{name}: {field}");
+            assert!(status.message().contains(field), "{name}: {status:?}");
+        }
+        let replica = oneflow_billing::grpc(&cfg).await.unwrap();
+        for b in [&billing, &replica] {
+            let listed = b
+                .list_prices(Request::new(pb::ListPricesRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+                .prices;
+            let speech = listed.iter().find(|p| p.model == "speech").unwrap();
+            assert_eq!(
+                (speech.per_million_characters.as_str(), speech.per_minute_audio.as_str()),
+                ("15", "0.006"),
+                "{name}"
+            );
+            // A model without audio prices lists them empty.
+            let chat = listed.iter().find(|p| p.model == "m").unwrap();
+            assert_eq!(
+                (chat.per_million_characters.as_str(), chat.per_minute_audio.as_str()),
+                ("", ""),
+                "{name}"
+            );
+        }
+        let user = uuid::Uuid::new_v4().to_string();
+        replica
+            .grant(&user, 1000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+        let audio = |id: &str, characters: u64, audio_millis: u64| pb::AuthorizeRequest {
+            request_id: id.into(),
+            user_id: user.clone(),
+            model: "speech".into(),
+            operation: Operation::Speech.into(),
+            worst_case: Some(Usage {
+                characters,
+                audio_millis,
+                ..Usage::default()
+            }),
+            ..pb::AuthorizeRequest::default()
+        };
+        // The worst cases are priced by the same rule: 1,234 characters cost
+        // 1.86 credits, 61.5 s of audio 0.62.
+        let tts_hold = replica.authorize(Request::new(audio("a1", 1_234, 0))).await.unwrap();
+        assert_eq!(tts_hold.into_inner().reserved_credits, "1.86", "{name}");
+        let stt_hold = replica.authorize(Request::new(audio("a2", 0, 61_500))).await.unwrap();
+        assert_eq!(stt_hold.into_inner().reserved_credits, "0.62", "{name}");
+        let settled = replica
+            .settle(Request::new(pb::SettleRequest {
+                request_id: "a2".into(),
+                reservation_id: "a2".into(),
+                user_id: user.clone(),
+                model: "speech".into(),
+                operation: Operation::Transcription.into(),
+                usage: Some(Usage {
+                    audio_millis: 61_500,
+                    ..Usage::default()
+                }),
+                status: 200,
+                ..pb::SettleRequest::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(settled.charged_credits, "0.62", "{name}");
+        assert_eq!(settled.balance, "9.38", "{name}");
+        // Audio usage of a model priced for tokens only is not priced.
+        let mut unpriced = audio("a3", 0, 1_000);
+        unpriced.model = "m".into();
+        let status = replica.authorize(Request::new(unpriced)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{name}");
+        assert_eq!(oneflow_proto::error_info(&status).unwrap().code, "model_not_priced");
+        assert!(status.message().contains("per_minute_audio"), "{status:?}");
     }
 }
 

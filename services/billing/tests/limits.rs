@@ -21,12 +21,22 @@ fn config() -> BillingConfig {
     BillingConfig {
         pricing: PricingConfig {
             credits_per_usd: Decimal::from(100),
-            models: vec![ModelPrice {
-                model: "m".into(),
-                input_per_million: Decimal::from(10_000),
-                output_per_million: Decimal::from(10_000),
-                cached_input_per_million: None,
-            }],
+            models: vec![
+                ModelPrice {
+                    model: "m".into(),
+                    input_per_million: Decimal::from(10_000),
+                    output_per_million: Decimal::from(10_000),
+                    cached_input_per_million: None,
+                    ..ModelPrice::default()
+                },
+                // One character costs one credit, and so does one second of audio.
+                ModelPrice {
+                    model: "audio".into(),
+                    per_million_characters: Some(Decimal::from(10_000)),
+                    per_minute_audio: Some(Decimal::new(6, 1)),
+                    ..ModelPrice::default()
+                },
+            ],
         },
         limits: LimitsConfig {
             key_requests_per_minute: Some(60),
@@ -83,6 +93,40 @@ fn settle(user: &str, key: &str, id: &str, tokens: u64) -> Request<pb::SettleReq
             input_tokens: tokens,
             ..Usage::default()
         }),
+        status: 200,
+        ..pb::SettleRequest::default()
+    })
+}
+
+fn audio_usage(characters: u64, audio_millis: u64) -> Usage {
+    Usage {
+        characters,
+        audio_millis,
+        ..Usage::default()
+    }
+}
+
+fn authorize_audio(user: &str, key: &str, id: &str, usage: Usage, limits: &KeyLimits) -> Request<pb::AuthorizeRequest> {
+    Request::new(pb::AuthorizeRequest {
+        request_id: id.into(),
+        user_id: user.into(),
+        key_id: key.into(),
+        model: "audio".into(),
+        operation: Operation::Speech.into(),
+        worst_case: Some(usage),
+        key_limits: Some(limits.clone()),
+    })
+}
+
+fn settle_audio(user: &str, key: &str, id: &str, usage: Usage) -> Request<pb::SettleRequest> {
+    Request::new(pb::SettleRequest {
+        request_id: id.into(),
+        reservation_id: id.into(),
+        user_id: user.into(),
+        key_id: key.into(),
+        model: "audio".into(),
+        operation: Operation::Speech.into(),
+        usage: Some(usage),
         status: 200,
         ..pb::SettleRequest::default()
     })
@@ -277,4 +321,63 @@ async fn unreachable_redis_degrades_to_per_process_counters() {
     assert_eq!(code, "rate_limit_exceeded");
     let settled = billing.settle(settle(&user, "k", "f0", 1)).await.unwrap().into_inner();
     assert_eq!(settled.charged_credits, "1.00");
+}
+
+/// Characters and audio are charged in credits, so they count toward the
+/// credit quotas (reserved, then corrected to the charge) and never toward
+/// the token limits.
+#[tokio::test]
+async fn audio_counts_toward_credit_quotas_and_not_token_limits() {
+    oneflow_test_support::away_from_minute_boundary(std::time::Duration::from_secs(15)).await;
+    for (name, cfg) in configs().await {
+        let billing = oneflow_billing::grpc(&cfg).await.unwrap();
+        let user = funded(&billing).await;
+        let monthly = KeyLimits {
+            credits_per_month: Some("5".into()),
+            ..KeyLimits::default()
+        };
+        // 2 characters (2.00) and 2 s of audio (2.00) fit in 5.00 ...
+        billing
+            .authorize(authorize_audio(&user, "ka", "s1", audio_usage(2, 0), &monthly))
+            .await
+            .unwrap();
+        billing
+            .authorize(authorize_audio(&user, "ka", "s2", audio_usage(0, 2_000), &monthly))
+            .await
+            .unwrap();
+        // ... 1.5 s more (1.50) does not.
+        let (code, _) = refusal(
+            &billing
+                .authorize(authorize_audio(&user, "ka", "s3", audio_usage(0, 1_500), &monthly))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, "quota_exceeded", "{name}: 2.00 + 2.00 + 1.50 > 5.00");
+        // The speech used 1 character: the month now holds 1.00 + 2.00, and 1.5 s fits.
+        billing
+            .settle(settle_audio(&user, "ka", "s1", audio_usage(1, 0)))
+            .await
+            .unwrap();
+        billing
+            .authorize(authorize_audio(&user, "ka", "s4", audio_usage(0, 1_500), &monthly))
+            .await
+            .unwrap();
+
+        // A key limited to 10 tokens a minute is not limited by characters or audio.
+        let tpm = KeyLimits {
+            tokens_per_minute: Some(10),
+            ..KeyLimits::default()
+        };
+        for i in 0..3 {
+            let id = format!("t{i}");
+            billing
+                .authorize(authorize_audio(&user, "kt", &id, audio_usage(100, 60_000), &tpm))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {id}: {e:?}"));
+            billing
+                .settle(settle_audio(&user, "kt", &id, audio_usage(100, 60_000)))
+                .await
+                .unwrap();
+        }
+    }
 }

@@ -20,9 +20,12 @@ use utoipa::OpenApi as _;
 use crate::error::ApiError;
 use crate::idempotency::Idempotency;
 use crate::state::AppState;
-use crate::{account, billing_api, edge, idempotency, inference, models, principal};
+use crate::{account, audio, billing_api, edge, idempotency, inference, models, principal};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Responses smaller than this are sent uncompressed.
+const COMPRESS_ABOVE: u16 = 1024;
 
 /// Builds the router. Layers, outermost first:
 /// 1. catch panics (an OpenAI-shaped 500, never a dropped connection);
@@ -42,8 +45,15 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
         .route("/v1/chat/completions", post(inference::chat_completions))
         .route("/v1/embeddings", post(inference::embeddings))
         .route_layer(middleware::from_fn_with_state(idempotency, idempotency::idempotent));
+    // Audio uploads may be larger than other bodies.
+    let audio = axum::Router::new()
+        .route("/v1/audio/speech", post(audio::speech))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/audio/translations", post(audio::translations))
+        .layer(DefaultBodyLimit::max(audio::UPLOAD_LIMIT.max(body_limit)));
     let api = axum::Router::new()
         .merge(model_calls)
+        .merge(audio)
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/v1/auth/me", get(account::me))
@@ -91,8 +101,19 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
                     edge::security_headers,
                 ))
                 .option_layer(edge::cors(&config.edge))
-                // gzip/br for JSON; the default predicate skips SSE, gRPC and images.
-                .layer(CompressionLayer::new())
+                // gzip/br for JSON bodies worth it (the default predicate skips
+                // SSE, gRPC and images; small answers cost more CPU to
+                // compress than they save), at the fastest level.
+                .layer(
+                    CompressionLayer::new()
+                        .quality(tower_http::CompressionLevel::Fastest)
+                        .compress_when(
+                            <tower_http::compression::DefaultPredicate as tower_http::compression::Predicate>::and(
+                                tower_http::compression::DefaultPredicate::new(),
+                                tower_http::compression::predicate::SizeAbove::new(COMPRESS_ABOVE),
+                            ),
+                        ),
+                )
                 .layer(middleware::from_fn(edge::shape_layer_errors))
                 // Compressed request bodies are limited after decompression
                 // (the body limit sits inside this layer).

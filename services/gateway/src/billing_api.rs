@@ -133,6 +133,22 @@ pub async fn usage(
     ))
 }
 
+/// One price version as the REST API shows it: decimal strings in USD, the
+/// audio prices `null` when the model has none.
+fn price_json(p: pb::Price) -> Value {
+    let optional = |s: String| (!s.is_empty()).then_some(s);
+    json!({
+        "object": "price", "model": p.model,
+        "input_per_million": p.input_per_million,
+        "output_per_million": p.output_per_million,
+        "cached_input_per_million": p.cached_input_per_million,
+        "per_million_characters": optional(p.per_million_characters),
+        "per_minute_audio": optional(p.per_minute_audio),
+        "currency": "USD",
+        "effective_from": p.effective_from_millis / 1000,
+    })
+}
+
 /// `GET /v1/billing/pricing`
 pub async fn pricing(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut billing = state.clients.billing.clone();
@@ -142,19 +158,7 @@ pub async fn pricing(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner()
         .prices;
-    let mut data: Vec<Value> = prices
-        .into_iter()
-        .map(|p| {
-            json!({
-                "object": "price", "model": p.model,
-                "input_per_million": p.input_per_million,
-                "output_per_million": p.output_per_million,
-                "cached_input_per_million": p.cached_input_per_million,
-                "currency": "USD",
-                "effective_from": p.effective_from_millis / 1000,
-            })
-        })
-        .collect();
+    let mut data: Vec<Value> = prices.into_iter().map(price_json).collect();
     data.sort_by(|a, b| {
         a["model"]
             .as_str()
@@ -174,6 +178,12 @@ struct PriceBody {
     /// USD per 1M cached input tokens (default: the input price).
     #[serde(default)]
     cached_input_per_million: Option<String>,
+    /// USD per 1M characters synthesised (text-to-speech); default: none.
+    #[serde(default)]
+    per_million_characters: Option<String>,
+    /// USD per minute of audio transcribed, charged by the millisecond; default: none.
+    #[serde(default)]
+    per_minute_audio: Option<String>,
     /// Unix seconds; default now. Past dates are refused.
     #[serde(default)]
     effective_from: Option<i64>,
@@ -196,6 +206,8 @@ pub async fn update_price(
                 input_per_million: b.input_per_million,
                 output_per_million: b.output_per_million,
                 cached_input_per_million: b.cached_input_per_million.unwrap_or_default(),
+                per_million_characters: b.per_million_characters.unwrap_or_default(),
+                per_minute_audio: b.per_minute_audio.unwrap_or_default(),
                 effective_from_millis: b.effective_from.map_or(0, |s| s.saturating_mul(1000)),
                 ..pb::Price::default()
             }),
@@ -204,11 +216,7 @@ pub async fn update_price(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(json!({
-        "object": "price", "model": p.model, "input_per_million": p.input_per_million,
-        "output_per_million": p.output_per_million, "cached_input_per_million": p.cached_input_per_million,
-        "currency": "USD", "effective_from": p.effective_from_millis / 1000,
-    })))
+    Ok(Json(price_json(p)))
 }
 
 #[derive(Deserialize)]

@@ -23,7 +23,7 @@ use crate::settle::{Pending, Settlement};
 use crate::state::AppState;
 
 /// Turns a body extraction failure into the OpenAI error (413 for too large).
-fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -39,7 +39,7 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
     })
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
@@ -49,7 +49,7 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn string_field(map: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+pub(crate) fn string_field(map: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
     match map.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         None | Some(Value::Null) => Err(ApiError::invalid(format!("you must provide a {name} parameter")).param(name)),
@@ -67,7 +67,7 @@ fn count_field(map: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiE
     }
 }
 
-fn require_inference(p: &Principal) -> Result<(), ApiError> {
+pub(crate) fn require_inference(p: &Principal) -> Result<(), ApiError> {
     if p.inference {
         Ok(())
     } else {
@@ -80,7 +80,7 @@ fn require_inference(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-fn client_request_id(headers: &HeaderMap) -> String {
+pub(crate) fn client_request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -88,11 +88,11 @@ fn client_request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn bytes_len(n: usize) -> u64 {
+pub(crate) fn bytes_len(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     principal: &Principal,
     billing_id: &str,
@@ -118,7 +118,10 @@ async fn authorize(
 
 /// Adds `X-RateLimit-*` (the key's first request window) to whatever the
 /// request ended with.
-fn with_rate_headers(outcome: Result<Response, ApiError>, window: Option<&billing::RateLimitStatus>) -> Response {
+pub(crate) fn with_rate_headers(
+    outcome: Result<Response, ApiError>,
+    window: Option<&billing::RateLimitStatus>,
+) -> Response {
     let mut resp = outcome.unwrap_or_else(IntoResponse::into_response);
     if let Some(w) = window {
         let h = resp.headers_mut();
@@ -141,7 +144,7 @@ fn wants_cache(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("use"))
 }
 
-fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &str) {
+pub(crate) fn route_headers(resp: &mut Response, route: Option<&pb::Route>, request_id: &str) {
     let headers = resp.headers_mut();
     if let Some(r) = route {
         for (name, value) in [
@@ -315,7 +318,7 @@ pub async fn chat_completions(
             let frame = relay.next_frame().await?;
             Some((Ok::<_, Infallible>(frame), relay))
         });
-        let mut out = Response::new(Body::from_stream(body_stream));
+        let mut out = Response::new(Body::from_stream(futures::StreamExt::fuse(body_stream)));
         let h = out.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -5,6 +5,7 @@
 
 mod account;
 mod app;
+mod audio;
 mod billing_api;
 mod clients;
 mod config;

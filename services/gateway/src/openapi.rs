@@ -274,24 +274,41 @@ struct UsageReport {
     data: Vec<UsageRow>,
 }
 
+/// One price version; decimal strings in USD.
 #[derive(ToSchema)]
 struct Price {
     object: String,
     model: String,
+    /// Per 1M input tokens.
     input_per_million: String,
+    /// Per 1M output tokens.
     output_per_million: String,
+    /// Per 1M cached input tokens (the input price when none is set).
     cached_input_per_million: String,
+    /// Per 1M characters synthesised (text-to-speech); `null` when the model has none.
+    per_million_characters: Option<String>,
+    /// Per minute of audio transcribed (speech-to-text), charged by the millisecond;
+    /// `null` when the model has none.
+    per_minute_audio: Option<String>,
     currency: String,
     /// Unix seconds from which this version applies.
     effective_from: i64,
 }
 
+/// A new price version: the whole price, so a unit left out has no price in it.
 #[derive(ToSchema)]
 #[schema(example = json!({"input_per_million": "0.20", "output_per_million": "0.80"}))]
 struct PriceUpdate {
+    /// USD per 1M input tokens, a decimal string.
     input_per_million: String,
+    /// USD per 1M output tokens.
     output_per_million: String,
+    /// USD per 1M cached input tokens; default the input price.
     cached_input_per_million: Option<String>,
+    /// USD per 1M characters (text-to-speech); default none.
+    per_million_characters: Option<String>,
+    /// USD per minute of audio (speech-to-text), charged by the millisecond; default none.
+    per_minute_audio: Option<String>,
     /// Unix seconds; default now; past dates are refused.
     effective_from: Option<i64>,
 }

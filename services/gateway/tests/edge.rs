@@ -126,6 +126,15 @@ async fn backends_down_degrade_to_clear_errors() {
         doc["components"]["schemas"]["ErrorObject"]["properties"]["type"]["type"],
         "string"
     );
+    // Audio prices are decimal strings, optional in a price update.
+    for schema in ["Price", "PriceUpdate"] {
+        for field in ["per_million_characters", "per_minute_audio"] {
+            let property = &doc["components"]["schemas"][schema]["properties"][field];
+            assert!(property.to_string().contains("string"), "{schema}.{field}: {property}");
+            let required = doc["components"]["schemas"][schema]["required"].to_string();
+            assert!(!required.contains(field), "{schema}.{field} is optional: {required}");
+        }
+    }
     let page = http.get(url("/docs/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger"));

@@ -120,6 +120,25 @@ impl ApiError {
         }
     }
 
+    /// 413 for a request body over the route's limit, worded as OpenAI words it.
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("Maximum content size limit ({limit}) exceeded.").into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+            retry_after: None,
+            injected: false,
+        }
+    }
+
+    /// The same error with OpenAI's machine-readable `code` set.
+    pub(crate) fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
     /// An error injected by a script or the error rate, with OpenAI's shape
     /// for that status: `server_error` for 5xx, `rate_limit_exceeded` (plus a
     /// `Retry-After`, default 1 s) for 429, `invalid_request_error` otherwise.
@@ -197,6 +216,39 @@ impl IntoResponse for ApiError {
             headers.insert(INJECTED_HEADER, HeaderValue::from_static("true"));
         }
         response
+    }
+}
+
+/// Upload formats OpenAI's transcription endpoints accept, in the list its own
+/// "Invalid file format" error quotes.
+const SUPPORTED_UPLOADS: &str = "['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm']";
+
+/// The one mapping from the audio crate's errors to OpenAI's: whatever the
+/// client sent wrong (a field, an upload) is a 400 naming the field; the
+/// variants only a real provider produces cannot happen in the mock and
+/// would be its own bug, a 500.
+impl From<oneflow_audio::AudioError> for ApiError {
+    fn from(err: oneflow_audio::AudioError) -> Self {
+        use oneflow_audio::AudioError;
+        match err {
+            AudioError::Invalid { field, .. } => Self::invalid_request(err.to_string(), Some(field)),
+            AudioError::Unrecognized => Self::invalid_request(
+                format!(
+                    "Invalid file format: the uploaded bytes are not audio in a supported format. \
+                     Supported formats: {SUPPORTED_UPLOADS}"
+                ),
+                Some("file"),
+            ),
+            AudioError::Unsupported { format, .. } => Self::invalid_request(
+                format!("Invalid file format: {format} audio is not accepted. Supported formats: {SUPPORTED_UPLOADS}"),
+                Some("file"),
+            ),
+            AudioError::Corrupt { .. } => Self::invalid_request(
+                format!("Audio file might be corrupted or unsupported: {err}"),
+                Some("file"),
+            ),
+            AudioError::Credentials(_) | AudioError::Upstream { .. } => Self::internal(&err.to_string()),
+        }
     }
 }
 

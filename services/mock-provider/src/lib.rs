@@ -7,8 +7,10 @@
 //! tests, the demo and the benchmarks talk to this crate instead.
 //!
 //! It serves OpenAI's wire format (chat completions, streaming chunks,
-//! embeddings, models) and, so the router's provider adapters can be tested
-//! end to end, the native dialects of the other provider families:
+//! embeddings, models, and the audio API: speech as real generated audio,
+//! transcriptions and translations of uploads measured by their bytes) and,
+//! so the router's provider adapters can be tested end to end, the native
+//! dialects of the other provider families:
 //! Anthropic Messages, Gemini `generateContent`, Bedrock Converse (with
 //! binary event-stream framing) and Azure OpenAI's deployment routes. Each
 //! dialect is written from the providers' published documentation,
@@ -17,7 +19,8 @@
 //! `answer` module), and every dialect can be **scripted per request** —
 //! through `x-mock-*` request headers or `mock_*` keys of the body's metadata
 //! map — to add latency, slow down streams, answer with an error status, cut
-//! a stream mid-way, fail in-stream, call a tool, or reply with a fixed text.
+//! a stream mid-way, fail in-stream, call a tool, reply with a fixed text,
+//! or hear a fixed transcript in an audio upload.
 //! See [`router`] for the routes and the `script` module docs for the
 //! directives.
 //!
@@ -37,10 +40,13 @@ mod embeddings;
 mod error;
 mod eventstream;
 mod gemini;
+mod mock_transcript;
 mod models;
 mod script;
+mod speech;
 mod stats;
 mod stream_body;
+mod transcription;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,17 +69,25 @@ pub struct MockConfig {
     pub chat_models: Vec<String>,
     /// Model ids accepted by `POST /v1/embeddings` (others get a 404).
     pub embedding_models: Vec<String>,
+    /// Model ids accepted by `POST /v1/audio/speech` (others get a 404).
+    pub speech_models: Vec<String>,
+    /// Model ids accepted by `POST /v1/audio/transcriptions` and
+    /// `/translations` (others get a 404). Ids starting with `gpt-` report
+    /// token usage, like `gpt-4o-transcribe`; the others report seconds,
+    /// like `whisper-1`.
+    pub transcription_models: Vec<String>,
     /// Length of every embedding vector unless the request sets `dimensions`.
     pub embedding_dimensions: usize,
-    /// Delay before the first byte of every chat/embeddings response
+    /// Delay before the first byte of every response of a provider route
     /// (overridable per request with `x-mock-latency-ms`).
     #[serde(with = "humantime_serde")]
     pub first_byte_latency: Duration,
-    /// Delay between two SSE events of a streamed chat completion
-    /// (overridable per request with `x-mock-chunk-interval-ms`).
+    /// Delay between two events of a stream, of any dialect, and between
+    /// two body chunks of speech audio (overridable per request with
+    /// `x-mock-chunk-interval-ms`).
     #[serde(with = "humantime_serde")]
     pub chunk_interval: Duration,
-    /// Fraction (0..=1) of chat/embeddings requests answered with
+    /// Fraction (0..=1) of requests to provider routes answered with
     /// [`MockConfig::error_status`] (overridable with `x-mock-error-rate`).
     pub error_rate: f64,
     /// HTTP status used for errors injected through `error_rate`.
@@ -90,6 +104,15 @@ impl Default for MockConfig {
         Self {
             chat_models: vec!["mock-gpt".to_owned(), "mock-gpt-mini".to_owned()],
             embedding_models: vec!["mock-embed".to_owned()],
+            speech_models: ["mock-tts", "tts-1", "gpt-4o-mini-tts"].map(str::to_owned).to_vec(),
+            transcription_models: [
+                "mock-whisper",
+                "whisper-1",
+                "gpt-4o-transcribe",
+                "gpt-4o-mini-transcribe",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             embedding_dimensions: 16,
             first_byte_latency: Duration::ZERO,
             chunk_interval: Duration::ZERO,
@@ -166,7 +189,10 @@ impl Default for MockState {
 /// | --- | --- |
 /// | `POST /v1/chat/completions` | `chat.completion` object, or an SSE stream of `chat.completion.chunk` objects when `"stream": true` |
 /// | `POST /v1/embeddings` | `list` of `embedding` objects (`float` or `base64` encoding) |
-/// | `GET /v1/models` | `list` of every configured chat and embedding model |
+/// | `POST /v1/audio/speech` | real audio of the input's spoken length (15 characters a second at `speed` 1, at most 10 minutes) in `response_format` (`mp3` default, `opus`, `aac`, `flac`, `wav`, `pcm`) at 24 kHz, with that format's `Content-Type`, sent chunked in at least four body frames of at most 16 KiB paced by the chunk interval; model one of [`MockConfig::speech_models`], voice a built-in OpenAI voice or `{"id": …}` |
+/// | `POST /v1/audio/transcriptions` | multipart upload (at most 25 MiB) judged by its bytes and measured; the transcript in `response_format` `json` (default), `text`, `srt`, `vtt` or `verbose_json` (`timestamp_granularities[]` `segment`/`word`); text from `x-mock-transcript`, else `prompt`, else a sentence naming the duration; `usage` in seconds, or in tokens for `gpt-*` models (which answer `json` and `text` only); model one of [`MockConfig::transcription_models`] |
+/// | `POST /v1/audio/translations` | the same, answered in English (`verbose_json` says `"language": "english"`) |
+/// | `GET /v1/models` | `list` of every configured chat and embedding model (not the audio ones) |
 /// | `GET /v1/models/{id}` | one `model` object, or 404 `model_not_found` |
 /// | `POST /v1/messages` | Anthropic Messages: `message` object, or named SSE events (`message_start` … `message_stop`) when `"stream": true`; needs `x-api-key` (401 `authentication_error`) and `anthropic-version` (400) |
 /// | `POST /v1beta/models/{model}:generateContent` | Gemini `GenerateContentResponse`; needs `x-goog-api-key` or `?key=` (403 `PERMISSION_DENIED`) |
@@ -186,6 +212,15 @@ pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::create_embeddings))
+        .route("/v1/audio/speech", post(speech::create_speech))
+        .route(
+            "/v1/audio/transcriptions",
+            post(transcription::transcriptions).layer(transcription::body_limit()),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(transcription::translations).layer(transcription::body_limit()),
+        )
         .route("/v1/models", get(models::list_models))
         .route("/v1/models/{*id}", get(models::get_model))
         .route("/v1/messages", post(anthropic::create_message))
@@ -267,6 +302,16 @@ mod tests {
         let config: MockConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(config.chat_models, ["mock-gpt", "mock-gpt-mini"]);
         assert_eq!(config.embedding_models, ["mock-embed"]);
+        assert_eq!(config.speech_models, ["mock-tts", "tts-1", "gpt-4o-mini-tts"]);
+        assert_eq!(
+            config.transcription_models,
+            [
+                "mock-whisper",
+                "whisper-1",
+                "gpt-4o-transcribe",
+                "gpt-4o-mini-transcribe"
+            ]
+        );
         assert_eq!(config.embedding_dimensions, 16);
         assert_eq!(config.first_byte_latency, Duration::ZERO);
         assert_eq!(config.error_status, 500);

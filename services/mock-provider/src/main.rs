@@ -1,6 +1,10 @@
 //! `oneflow-mock-provider`: a deployable upstream speaking the OpenAI, Azure,
 //! Anthropic, Gemini and Bedrock dialects, with scripted latency, errors and
 //! stream cuts, for tests, demos and benchmarks.
+
+/// mimalloc: fewer cycles in allocation than the system allocator on the hot path.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser as _;
 use oneflow_mock_provider::{MockConfig, MockState, router};
 use oneflow_runtime::{Cli, Command, ServerConfig, emit};

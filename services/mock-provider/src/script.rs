@@ -23,6 +23,11 @@
 //! | `x-mock-stream-error-after` | `mock_stream_error_after` | Anthropic, Gemini, Bedrock streams: after this many content chunks send the dialect's in-stream error and end |
 //! | `x-mock-stream-error-status` | `mock_stream_error_status` | which in-stream error, as the HTTP status it stands for (default: 529 Anthropic, 503 Gemini, 429 Bedrock) |
 //! | `x-mock-cached-tokens` | `mock_cached_tokens` | prompt tokens reported as read from the provider's prompt cache |
+//! | `x-mock-transcript` | — | audio transcriptions and translations: the text "heard" in the upload |
+//!
+//! The audio routes have no metadata map (speech bodies are strict JSON,
+//! uploads are multipart), so they read headers only; `x-mock-cut-after`
+//! counts body chunks of the speech audio there.
 //!
 //! An unparsable directive value is answered with a 400 naming the directive,
 //! in the error shape of the dialect that was called.
@@ -93,6 +98,10 @@ const CACHED_TOKENS: Name = Name {
     header: "x-mock-cached-tokens",
     metadata: "mock_cached_tokens",
 };
+const TRANSCRIPT: Name = Name {
+    header: "x-mock-transcript",
+    metadata: "mock_transcript",
+};
 
 /// The scripting directives of one request; `None` means "not scripted".
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,6 +128,8 @@ pub(crate) struct Directives {
     pub(crate) stream_error_status: Option<u16>,
     /// Prompt tokens reported as served from the prompt cache.
     pub(crate) cached_tokens: Option<u64>,
+    /// Text a transcription or translation "hears" in the upload.
+    pub(crate) transcript: Option<String>,
 }
 
 /// A directive whose value could not be used; every dialect renders it as
@@ -225,6 +236,7 @@ impl Directives {
             stream_error_after: lookup.parse::<usize>(&STREAM_ERROR_AFTER)?,
             stream_error_status: lookup.error_status(&STREAM_ERROR_STATUS)?,
             cached_tokens: lookup.parse::<u64>(&CACHED_TOKENS)?,
+            transcript: lookup.raw(&TRANSCRIPT)?.map(|raw| raw.value.into_owned()),
         })
     }
 }
@@ -381,6 +393,7 @@ mod tests {
             ("x-mock-error-rate", "0.5"),
             ("x-mock-cut-after", "2"),
             ("x-mock-reply", "hello there"),
+            ("x-mock-transcript", "Heard it. Twice."),
         ]);
         let directives = Directives::from_request(&map, &json!({})).unwrap();
         assert_eq!(
@@ -397,6 +410,7 @@ mod tests {
                 stream_error_after: None,
                 stream_error_status: None,
                 cached_tokens: None,
+                transcript: Some("Heard it. Twice.".to_owned()),
             }
         );
     }

@@ -3,8 +3,8 @@
 //! Tests and benchmarks assert on what reached the upstream (how many calls
 //! a retry policy made, which provider dialect the router's adapter spoke,
 //! whether the gateway forwarded `traceparent` and stripped or set
-//! `Authorization`), so the provider counts every request to a provider
-//! route. Counters are atomics so the hot path never blocks; only
+//! `Authorization`, how much audio a speech relay passed on), so the provider
+//! counts every request to a provider route. Counters are atomics so the hot path never blocks; only
 //! the last `traceparent` sits behind a short, uncontended mutex.
 
 use std::sync::Mutex;
@@ -52,6 +52,17 @@ pub struct MockStats {
     /// counted in `chat_requests` / `embedding_requests` too.
     #[serde(default)]
     pub azure_requests: u64,
+    /// Text-to-speech requests (`POST /v1/audio/speech`).
+    #[serde(default)]
+    pub speech_requests: u64,
+    /// Speech-to-text requests: `POST /v1/audio/transcriptions` and
+    /// `POST /v1/audio/translations`.
+    #[serde(default)]
+    pub transcription_requests: u64,
+    /// Bytes of speech audio handed to the server for sending; a body cut by
+    /// `x-mock-cut-after` counts only the chunks before the cut.
+    #[serde(default)]
+    pub audio_bytes_served: u64,
 }
 
 /// The live, shared counters behind [`MockStats`].
@@ -65,6 +76,9 @@ pub(crate) struct Counters {
     pub(crate) gemini_requests: AtomicU64,
     pub(crate) bedrock_requests: AtomicU64,
     pub(crate) azure_requests: AtomicU64,
+    pub(crate) speech_requests: AtomicU64,
+    pub(crate) transcription_requests: AtomicU64,
+    audio_bytes_served: AtomicU64,
     last_traceparent: Mutex<Option<String>>,
     last_authorization_present: AtomicBool,
 }
@@ -73,6 +87,12 @@ impl Counters {
     /// Adds one to `counter`.
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` of speech audio as served.
+    pub(crate) fn add_audio_bytes(&self, bytes: usize) {
+        self.audio_bytes_served
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Remembers the tracing and auth headers of a provider request.
@@ -113,6 +133,9 @@ impl Counters {
             gemini_requests: self.gemini_requests.load(Ordering::Relaxed),
             bedrock_requests: self.bedrock_requests.load(Ordering::Relaxed),
             azure_requests: self.azure_requests.load(Ordering::Relaxed),
+            speech_requests: self.speech_requests.load(Ordering::Relaxed),
+            transcription_requests: self.transcription_requests.load(Ordering::Relaxed),
+            audio_bytes_served: self.audio_bytes_served.load(Ordering::Relaxed),
         }
     }
 
@@ -126,6 +149,9 @@ impl Counters {
         self.gemini_requests.store(0, Ordering::Relaxed);
         self.bedrock_requests.store(0, Ordering::Relaxed);
         self.azure_requests.store(0, Ordering::Relaxed);
+        self.speech_requests.store(0, Ordering::Relaxed);
+        self.transcription_requests.store(0, Ordering::Relaxed);
+        self.audio_bytes_served.store(0, Ordering::Relaxed);
         self.last_authorization_present.store(false, Ordering::Relaxed);
         *self
             .last_traceparent
@@ -159,6 +185,10 @@ mod tests {
         Counters::bump(&counters.errors_injected);
         Counters::bump(&counters.anthropic_requests);
         Counters::bump(&counters.bedrock_requests);
+        Counters::bump(&counters.speech_requests);
+        Counters::bump(&counters.transcription_requests);
+        counters.add_audio_bytes(1000);
+        counters.add_audio_bytes(24);
 
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-aa-bb-01"));
@@ -173,6 +203,9 @@ mod tests {
         assert_eq!(stats.anthropic_requests, 1);
         assert_eq!(stats.bedrock_requests, 1);
         assert_eq!(stats.gemini_requests, 0);
+        assert_eq!(stats.speech_requests, 1);
+        assert_eq!(stats.transcription_requests, 1);
+        assert_eq!(stats.audio_bytes_served, 1024);
         assert_eq!(stats.last_traceparent.as_deref(), Some("00-cc-dd-01"));
         assert!(stats.last_authorization_present);
 
@@ -193,5 +226,7 @@ mod tests {
         let stats: MockStats = serde_json::from_str(old).unwrap();
         assert_eq!(stats.chat_requests, 1);
         assert_eq!(stats.azure_requests, 0);
+        assert_eq!(stats.speech_requests, 0);
+        assert_eq!(stats.audio_bytes_served, 0);
     }
 }

@@ -31,23 +31,40 @@ pub(crate) fn paced_body(events: Vec<Bytes>, interval: Duration, cut_at: Option<
         let all = Bytes::from(events.concat());
         return Body::from_stream(stream::once(async move { Ok::<_, std::io::Error>(all) }));
     }
-    let paced = stream::unfold((events.into_iter(), 0usize), move |(mut events, index)| async move {
-        if index == usize::MAX {
-            return None;
-        }
-        if index > 0 && !interval.is_zero() {
-            tokio::time::sleep(interval).await;
-        }
-        if cut_at == Some(index) {
-            // Give the server time to flush what was sent before the
-            // abort (an HTTP/2 reset drops frames still queued), so the
-            // client really sees a stream cut mid-way.
-            tokio::time::sleep(CUT_FLUSH_GRACE).await;
-            return Some((Err(cut_error()), (events, usize::MAX)));
-        }
-        let event = events.next()?;
-        Some((Ok(event), (events, index + 1)))
-    });
+    chunked_body(events, interval, cut_at, |_| {})
+}
+
+/// Sends `chunks` as separate body frames even without pacing (a streaming
+/// relay must be seen to forward more than one), `interval` apart; chunk
+/// `cut_at` is replaced by a body error (`cut_at == chunks.len()` errors
+/// after the last chunk). `sent` is told the length of each chunk handed to
+/// the server, so a cut body counts only what went out.
+pub(crate) fn chunked_body<F>(chunks: Vec<Bytes>, interval: Duration, cut_at: Option<usize>, sent: F) -> Body
+where
+    F: Fn(usize) + Send + 'static,
+{
+    let paced = stream::unfold(
+        (chunks.into_iter(), 0usize, sent),
+        move |(mut chunks, index, sent)| async move {
+            // Done, or done after a final cut: no trailing pause.
+            if index == usize::MAX || (chunks.len() == 0 && cut_at != Some(index)) {
+                return None;
+            }
+            if index > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            if cut_at == Some(index) {
+                // Give the server time to flush what was sent before the
+                // abort (an HTTP/2 reset drops frames still queued), so the
+                // client really sees a stream cut mid-way.
+                tokio::time::sleep(CUT_FLUSH_GRACE).await;
+                return Some((Err(cut_error()), (chunks, usize::MAX, sent)));
+            }
+            let chunk = chunks.next()?;
+            sent(chunk.len());
+            Some((Ok(chunk), (chunks, index + 1, sent)))
+        },
+    );
     Body::from_stream(paced)
 }
 
@@ -144,6 +161,52 @@ mod tests {
             }
         }
         (String::from_utf8(seen).unwrap(), false)
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_keep_frames_apart_and_report_what_went_out() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let chunks = || {
+            vec![
+                Bytes::from_static(b"ab"),
+                Bytes::from_static(b"cde"),
+                Bytes::from_static(b"f"),
+            ]
+        };
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&sent);
+        let mut body = chunked_body(chunks(), Duration::ZERO, None, move |len| {
+            counter.fetch_add(len, Ordering::Relaxed);
+        });
+        let mut frames = 0;
+        while let Some(frame) = body.frame().await {
+            assert!(frame.unwrap().is_data());
+            frames += 1;
+        }
+        assert_eq!((frames, sent.load(Ordering::Relaxed)), (3, 6));
+
+        let counter = Arc::clone(&sent);
+        let body = chunked_body(chunks(), Duration::ZERO, Some(1), move |len| {
+            counter.fetch_add(len, Ordering::Relaxed);
+        });
+        assert_eq!(drain(body).await, ("ab".to_owned(), true));
+        assert_eq!(sent.load(Ordering::Relaxed), 8);
+        let body = chunked_body(chunks(), Duration::ZERO, Some(3), |_| {});
+        assert_eq!(drain(body).await, ("abcdef".to_owned(), true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_bodies_do_not_pause_after_the_last_event() {
+        let started = tokio::time::Instant::now();
+        let body = paced_body(
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+            Duration::from_secs(1),
+            None,
+        );
+        assert_eq!(drain(body).await, ("ab".to_owned(), false));
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
     }
 
     #[test]

@@ -76,3 +76,81 @@ async fn health_check_subcommand_reflects_the_server() {
         .unwrap();
     assert!(!status.success());
 }
+
+/// Speech leaves the process as a chunked stream a relay can forward piece by
+/// piece, and a transcription upload works over a real connection.
+#[tokio::test]
+async fn audio_routes_stream_and_accept_uploads_over_http() {
+    let svc = oneflow_test_support::spawn("oneflow-mock-provider", &["--listen", "127.0.0.1:0"], &[]).await;
+    let client = reqwest::Client::new();
+    let speech = serde_json::json!({"model": "tts-1", "input": "Hello from the mock provider.", "voice": "alloy",
+        "response_format": "wav"});
+    let mut response = client
+        .post(format!("{}/v1/audio/speech", svc.url()))
+        .header("x-mock-chunk-interval-ms", "30")
+        .json(&speech)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/wav");
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    let mut chunks = 0;
+    let mut audio = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        chunks += 1;
+        audio.extend_from_slice(&chunk);
+    }
+    assert!(chunks >= 4, "{chunks} chunks");
+    assert_eq!(&audio[..4], b"RIFF");
+
+    let mut cut = client
+        .post(format!("{}/v1/audio/speech", svc.url()))
+        .header("x-mock-cut-after", "1")
+        .json(&speech)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), 200);
+    let mut outcome = Ok(());
+    while outcome.is_ok() {
+        match cut.chunk().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(err) => outcome = Err(err),
+        }
+    }
+    assert!(outcome.is_err(), "a cut speech body ends in a transport error");
+
+    // The WAV just received, uploaded back as multipart.
+    let boundary = "binary-test-boundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\ntext\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"speech.wav\"\r\n\
+         Content-Type: audio/wav\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(&audio);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let text = client
+        .post(format!("{}/v1/audio/transcriptions", svc.url()))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("x-mock-transcript", "Hello from the mock provider.")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200);
+    assert_eq!(text.text().await.unwrap(), "Hello from the mock provider.\n");
+
+    let stats: serde_json::Value = reqwest::get(format!("{}/mock/stats", svc.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["speech_requests"], 2);
+    assert_eq!(stats["transcription_requests"], 1);
+    assert!(stats["audio_bytes_served"].as_u64().unwrap() > audio.len() as u64);
+}

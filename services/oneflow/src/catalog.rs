@@ -23,6 +23,10 @@ struct Entry<'a> {
     cached: Option<(i64, u32)>,
     context: u64,
     max_output: u64,
+    /// USD per 1M characters (text to speech).
+    per_million_chars: Option<(i64, u32)>,
+    /// USD per minute of audio (speech to text).
+    per_minute: Option<(i64, u32)>,
 }
 
 const MOCK: &[Entry<'static>] = &[
@@ -35,6 +39,8 @@ const MOCK: &[Entry<'static>] = &[
         cached: Some((75, 3)),
         context: 128_000,
         max_output: 4096,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "mock-gpt-mini",
@@ -45,6 +51,8 @@ const MOCK: &[Entry<'static>] = &[
         cached: None,
         context: 32_000,
         max_output: 2048,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "mock-embed",
@@ -55,6 +63,32 @@ const MOCK: &[Entry<'static>] = &[
         cached: None,
         context: 8192,
         max_output: 0,
+        per_million_chars: None,
+        per_minute: None,
+    },
+    Entry {
+        model: "mock-tts",
+        upstream: None,
+        operation: ModelOperation::Speech,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: Some((15, 0)),
+        per_minute: None,
+    },
+    Entry {
+        model: "mock-whisper",
+        upstream: None,
+        operation: ModelOperation::Transcription,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: None,
+        per_minute: Some((6, 3)),
     },
 ];
 
@@ -68,6 +102,8 @@ const OPENAI: &[Entry<'static>] = &[
         cached: Some((75, 3)),
         context: 128_000,
         max_output: 16_384,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "gpt-4o",
@@ -78,6 +114,8 @@ const OPENAI: &[Entry<'static>] = &[
         cached: Some((125, 2)),
         context: 128_000,
         max_output: 16_384,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "text-embedding-3-small",
@@ -88,6 +126,56 @@ const OPENAI: &[Entry<'static>] = &[
         cached: None,
         context: 8191,
         max_output: 0,
+        per_million_chars: None,
+        per_minute: None,
+    },
+    Entry {
+        model: "tts-1",
+        upstream: None,
+        operation: ModelOperation::Speech,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: Some((15, 0)),
+        per_minute: None,
+    },
+    Entry {
+        model: "gpt-4o-mini-tts",
+        upstream: None,
+        operation: ModelOperation::Speech,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: Some((12, 0)),
+        per_minute: None,
+    },
+    Entry {
+        model: "whisper-1",
+        upstream: None,
+        operation: ModelOperation::Transcription,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: None,
+        per_minute: Some((6, 3)),
+    },
+    Entry {
+        model: "gpt-4o-transcribe",
+        upstream: None,
+        operation: ModelOperation::Transcription,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: None,
+        per_minute: Some((6, 3)),
     },
 ];
 
@@ -101,6 +189,8 @@ const ANTHROPIC: &[Entry<'static>] = &[
         cached: Some((30, 2)),
         context: 200_000,
         max_output: 64_000,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "claude-haiku-4-5",
@@ -111,6 +201,8 @@ const ANTHROPIC: &[Entry<'static>] = &[
         cached: Some((10, 2)),
         context: 200_000,
         max_output: 64_000,
+        per_million_chars: None,
+        per_minute: None,
     },
 ];
 
@@ -124,6 +216,8 @@ const GEMINI: &[Entry<'static>] = &[
         cached: Some((75, 3)),
         context: 1_048_576,
         max_output: 65_536,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "gemini-2.5-pro",
@@ -134,6 +228,8 @@ const GEMINI: &[Entry<'static>] = &[
         cached: Some((31, 2)),
         context: 1_048_576,
         max_output: 65_536,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "gemini-embedding-001",
@@ -144,6 +240,8 @@ const GEMINI: &[Entry<'static>] = &[
         cached: None,
         context: 2048,
         max_output: 0,
+        per_million_chars: None,
+        per_minute: None,
     },
 ];
 
@@ -157,6 +255,8 @@ const BEDROCK: &[Entry<'static>] = &[
         cached: None,
         context: 300_000,
         max_output: 5000,
+        per_million_chars: None,
+        per_minute: None,
     },
     Entry {
         model: "nova-pro",
@@ -167,6 +267,8 @@ const BEDROCK: &[Entry<'static>] = &[
         cached: None,
         context: 300_000,
         max_output: 5000,
+        per_million_chars: None,
+        per_minute: None,
     },
 ];
 
@@ -214,6 +316,8 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
             input_per_million: Decimal::new(e.input.0, e.input.1),
             output_per_million: Decimal::new(e.output.0, e.output.1),
             cached_input_per_million: e.cached.map(|(m, s)| Decimal::new(m, s)),
+            per_million_characters: e.per_million_chars.map(|(m, s)| Decimal::new(m, s)),
+            per_minute_audio: e.per_minute.map(|(m, s)| Decimal::new(m, s)),
         });
     }
 }
@@ -292,6 +396,8 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
             cached: Some((75, 3)),
             context: 128_000,
             max_output: 16_384,
+            per_million_chars: None,
+            per_minute: None,
         };
         add(&mut router, &mut pricing, "azure", std::slice::from_ref(&entry));
     }

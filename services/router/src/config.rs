@@ -114,6 +114,10 @@ pub enum ModelOperation {
     Chat,
     /// Embeddings.
     Embeddings,
+    /// Text to speech (`/v1/audio/speech`).
+    Speech,
+    /// Speech to text (`/v1/audio/transcriptions` and `/translations`).
+    Transcription,
 }
 
 /// A public model name and the deployments behind it, in fallback order.

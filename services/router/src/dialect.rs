@@ -22,6 +22,117 @@ pub enum Op {
     Chat,
     /// Embeddings.
     Embeddings,
+    /// Text to speech: the body is OpenAI's speech JSON.
+    Speech,
+    /// Speech to text: the body is a multipart form (see [`multipart`]).
+    Transcription {
+        /// Into English (`/translations`) rather than the spoken language.
+        translate: bool,
+    },
+}
+
+/// A speech-to-text upload as it goes upstream.
+#[derive(Debug)]
+pub struct Upload<'a> {
+    /// The audio file.
+    pub audio: &'a [u8],
+    /// Its name as the client sent it.
+    pub filename: &'a str,
+    /// The model the upstream knows.
+    pub model: &'a str,
+    /// The other form fields (language, prompt, response_format, ...).
+    pub fields: &'a std::collections::HashMap<String, String>,
+}
+
+/// Encodes `upload` as `multipart/form-data` (RFC 7578); returns the content
+/// type (with its boundary, chosen so it cannot occur in the parts) and body.
+pub fn multipart(upload: &Upload<'_>) -> (String, Bytes) {
+    let mut boundary = format!("oneflow-{:032x}", rand::random::<u128>());
+    while upload.audio.windows(boundary.len()).any(|w| w == boundary.as_bytes())
+        || upload.fields.values().any(|v| v.contains(&boundary))
+    {
+        boundary = format!("oneflow-{:032x}", rand::random::<u128>());
+    }
+    let clean = |s: &str| s.replace(['"', '\r', '\n'], "_");
+    let mut body = Vec::with_capacity(upload.audio.len() + 1024);
+    let mut field = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
+                clean(name)
+            )
+            .as_bytes(),
+        );
+    };
+    field("model", upload.model);
+    let mut names: Vec<_> = upload.fields.keys().collect();
+    names.sort();
+    for name in names {
+        if name != "model" {
+            field(name, &upload.fields[name]);
+        }
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n",
+            clean(upload.filename)
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(upload.audio);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), Bytes::from(body))
+}
+
+/// The audio routes of the OpenAI-compatible and Azure families.
+fn audio_request(dep: &Deployment, op: Op, body: &Bytes, content_type: &str) -> Result<Prepared, UpstreamError> {
+    let p = &dep.provider;
+    let tail = match op {
+        Op::Speech => "audio/speech",
+        Op::Transcription { translate: false } => "audio/transcriptions",
+        Op::Transcription { translate: true } => "audio/translations",
+        Op::Chat | Op::Embeddings => return Err(UpstreamError::Config("not an audio operation".to_owned())),
+    };
+    let mut headers = http::HeaderMap::new();
+    let value = |v: &str| {
+        http::HeaderValue::from_str(v).map_err(|_| UpstreamError::Config("a header value is not valid".to_owned()))
+    };
+    headers.insert(http::header::CONTENT_TYPE, value(content_type)?);
+    let key = p.api_key.as_ref().map(oneflow_runtime::Secret::expose);
+    let url = match p.kind {
+        ProviderKind::OpenaiCompatible => {
+            if let Some(k) = key {
+                let mut v = value(&format!("Bearer {k}"))?;
+                v.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, v);
+            }
+            format!("{}/{tail}", p.base_url)
+        }
+        ProviderKind::Azure => {
+            if let Some(k) = key {
+                let mut v = value(k)?;
+                v.set_sensitive(true);
+                headers.insert("api-key", v);
+            }
+            format!(
+                "{}/openai/deployments/{}/{tail}?api-version={}",
+                p.base_url,
+                dep.upstream_model,
+                p.api_version.as_deref().unwrap_or("2024-10-21")
+            )
+        }
+        kind => {
+            return Err(UpstreamError::Unsupported(format!(
+                "model: {kind:?} deployments do not serve audio in OneFlow yet"
+            )));
+        }
+    };
+    Ok(Prepared {
+        url,
+        headers,
+        body: body.clone(),
+    })
 }
 
 /// An upstream request ready to send with POST.
@@ -116,12 +227,16 @@ pub fn prepare(
     body: &Bytes,
     stream: bool,
     default_max_tokens: u64,
+    content_type: &str,
 ) -> Result<Prepared, UpstreamError> {
+    if matches!(op, Op::Speech | Op::Transcription { .. }) {
+        return audio_request(dep, op, body, content_type);
+    }
     if let Some(family) = family(dep.provider.kind) {
         let t = target(dep, default_max_tokens);
         let p = match op {
-            Op::Chat => providers::chat_request(family, &t, body, stream),
             Op::Embeddings => providers::embeddings_request(family, &t, body),
+            _ => providers::chat_request(family, &t, body, stream),
         }
         .map_err(adapter_error)?;
         return Ok(Prepared {
@@ -235,7 +350,9 @@ pub fn answer(
     }
     let t = target(dep, default_max_tokens);
     let (out, u) = match op {
-        Op::Chat => providers::chat_response(family, &t, &body, &AnswerId::new().id),
+        Op::Chat | Op::Speech | Op::Transcription { .. } => {
+            providers::chat_response(family, &t, &body, &AnswerId::new().id)
+        }
         Op::Embeddings => {
             let format = if base64 {
                 providers::EmbeddingFormat::Base64

@@ -44,6 +44,15 @@ pub struct RouterGrpc {
 struct ModelCall {
     body: Map<String, Value>,
     model: Arc<Model>,
+    /// A speech-to-text upload (then `body` is empty).
+    upload: Option<AudioUpload>,
+}
+
+/// The file and form fields of a transcription or translation.
+struct AudioUpload {
+    audio: Vec<u8>,
+    filename: String,
+    fields: std::collections::HashMap<String, String>,
 }
 
 fn invalid(param: &str, message: impl Into<String>) -> Status {
@@ -82,7 +91,11 @@ fn parse_call(catalog: &Catalog, body: &[u8], operation: ModelOperation, require
                 },
             )
         })?;
-    Ok(ModelCall { body, model })
+    Ok(ModelCall {
+        body,
+        model,
+        upload: None,
+    })
 }
 
 /// The one mapping from upstream failures to statuses.
@@ -386,17 +399,27 @@ impl RouterGrpc {
                 continue;
             };
             attempts += 1;
-            let mut body = call.body.clone();
-            body.insert("model".into(), Value::String(dep.upstream_model.clone()));
-            if stream {
-                let opts = body
-                    .entry("stream_options")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(o) = opts {
-                    o.insert("include_usage".into(), Value::Bool(true));
+            let (content_type, bytes) = match &call.upload {
+                Some(u) => dialect::multipart(&dialect::Upload {
+                    audio: &u.audio,
+                    filename: &u.filename,
+                    model: &dep.upstream_model,
+                    fields: &u.fields,
+                }),
+                None => {
+                    let mut body = call.body.clone();
+                    body.insert("model".into(), Value::String(dep.upstream_model.clone()));
+                    if stream && op == Op::Chat {
+                        let opts = body
+                            .entry("stream_options")
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(o) = opts {
+                            o.insert("include_usage".into(), Value::Bool(true));
+                        }
+                    }
+                    ("application/json".to_owned(), to_bytes(&body)?)
                 }
-            }
-            let bytes = to_bytes(&body)?;
+            };
             let start = Instant::now();
             inc(&dep.stats.in_flight);
             // Transient failures are retried on this deployment with backoff
@@ -405,13 +428,13 @@ impl RouterGrpc {
             let first_token = self.timeouts.first_token;
             let max_out = call.model.max_output_tokens;
             let result = oneflow_resilience::retry(&self.retry, |attempt| {
-                let bytes = &bytes;
+                let (bytes, content_type) = (&bytes, content_type.as_str());
                 async move {
                     if attempt > 1 {
                         metrics::counter!("oneflow_router_retries_total", "deployment" => dep.name.clone())
                             .increment(1);
                     }
-                    let sent = self.upstream.send(dep, op, bytes, stream, max_out);
+                    let sent = self.upstream.send(dep, op, bytes, stream, max_out, content_type);
                     let outcome = if stream {
                         tokio::time::timeout(first_token, sent)
                             .await
@@ -683,15 +706,137 @@ impl RouterService for RouterGrpc {
 
     type SpeechStream = SpeechStream;
 
-    async fn speech(&self, _request: Request<pb::SpeechRequest>) -> Result<Response<Self::SpeechStream>, Status> {
-        Err(Status::unimplemented("audio is not available in this OneFlow version"))
+    #[tracing::instrument(skip_all)]
+    async fn speech(&self, request: Request<pb::SpeechRequest>) -> Result<Response<Self::SpeechStream>, Status> {
+        use pb::speech_event::Event;
+        let r = request.into_inner();
+        let speech: oneflow_audio::SpeechRequest =
+            serde_json::from_slice(&r.body).map_err(|e| invalid("", format!("invalid speech request: {e}")))?;
+        speech.validate().map_err(|e| invalid("", e.to_string()))?;
+        let content_type = speech
+            .format()
+            .map_err(|e| invalid("response_format", e.to_string()))?
+            .content_type();
+        let characters = u64::try_from(speech.input.chars().count()).unwrap_or(u64::MAX);
+        let call = parse_call(&self.catalog.load(), &r.body, ModelOperation::Speech, "input")?;
+        let dispatched = self.dispatch(&call, r.meta.as_ref(), Op::Speech, true).await?;
+        let route = dispatched.route();
+        let Dispatched { dep, resp, .. } = dispatched;
+        let (first_byte, total) = (self.timeouts.first_token, self.timeouts.stream_total);
+        let (tx, rx) = mpsc::channel(32);
+        tokio::spawn(async move {
+            let send = |e: Event| {
+                let tx = tx.clone();
+                async move { tx.send(Ok(pb::SpeechEvent { event: Some(e) })).await.is_ok() }
+            };
+            if !send(Event::Route(route)).await || !send(Event::ContentType(content_type.to_owned())).await {
+                return;
+            }
+            let body = with_deadlines(resp.bytes_stream(), first_byte, total);
+            let mut body = std::pin::pin!(body);
+            let mut failure = None;
+            while let Some(item) = body.next().await {
+                match item {
+                    Ok(Ok(bytes)) => {
+                        if !send(Event::Audio(bytes.to_vec())).await {
+                            return;
+                        }
+                    }
+                    Ok(Err(_)) => {
+                        failure = Some("the upstream audio stream broke off".to_owned());
+                        break;
+                    }
+                    Err(deadline) => {
+                        failure = Some(deadline.to_string());
+                        break;
+                    }
+                }
+            }
+            // Characters are billed once synthesis started, as the provider bills them.
+            let usage = Usage {
+                characters,
+                ..Usage::default()
+            };
+            send(Event::Usage(usage)).await;
+            if let Some(message) = failure {
+                metrics::counter!("oneflow_router_stream_cuts_total", "deployment" => dep.name.clone()).increment(1);
+                send(Event::Error(pb::StreamError {
+                    message,
+                    info: Some(ErrorInfo {
+                        code: "upstream_stream_error".into(),
+                        upstream_status: 502,
+                        ..ErrorInfo::default()
+                    }),
+                }))
+                .await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn transcribe(
         &self,
-        _request: Request<pb::TranscriptionRequest>,
+        request: Request<pb::TranscriptionRequest>,
     ) -> Result<Response<pb::TranscriptionResponse>, Status> {
-        Err(Status::unimplemented("audio is not available in this OneFlow version"))
+        let r = request.into_inner();
+        if r.model.is_empty() {
+            return Err(invalid("model", "`model` is required"));
+        }
+        let info = oneflow_audio::inspect(r.audio.clone(), None).map_err(|e| invalid("file", e.to_string()))?;
+        let audio_millis = u64::try_from(info.duration.as_millis()).unwrap_or(u64::MAX);
+        let model = self
+            .catalog
+            .load()
+            .model(&r.model)
+            .filter(|m| m.operation == ModelOperation::Transcription)
+            .ok_or_else(|| {
+                oneflow_proto::status_with_info(
+                    Code::NotFound,
+                    format!(
+                        "The model `{}` does not exist or you do not have access to it.",
+                        r.model
+                    ),
+                    ErrorInfo {
+                        code: "model_not_found".into(),
+                        param: "model".into(),
+                        ..ErrorInfo::default()
+                    },
+                )
+            })?;
+        let call = ModelCall {
+            body: Map::new(),
+            model,
+            upload: Some(AudioUpload {
+                audio: r.audio,
+                filename: if r.filename.is_empty() {
+                    format!("audio.{}", info.format.extension())
+                } else {
+                    r.filename
+                },
+                fields: r.fields,
+            }),
+        };
+        let op = Op::Transcription { translate: r.translate };
+        let d = self.dispatch(&call, r.meta.as_ref(), op, false).await?;
+        let route = d.route();
+        let content_type = d
+            .resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_owned();
+        let body = Upstream::body(d.resp).await.map_err(upstream_status)?;
+        Ok(Response::new(pb::TranscriptionResponse {
+            route: Some(route),
+            body: body.to_vec(),
+            content_type,
+            usage: Some(Usage {
+                audio_millis,
+                ..Usage::default()
+            }),
+        }))
     }
 
     async fn list_models(
@@ -708,6 +853,8 @@ impl RouterService for RouterGrpc {
                 operation: match m.operation {
                     ModelOperation::Chat => Operation::Chat,
                     ModelOperation::Embeddings => Operation::Embeddings,
+                    ModelOperation::Speech => Operation::Speech,
+                    ModelOperation::Transcription => Operation::Transcription,
                 }
                 .into(),
                 context_window: m.context_window,

@@ -108,8 +108,9 @@ impl Upstream {
         body: &Bytes,
         stream: bool,
         default_max_tokens: u64,
+        content_type: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let prepared = dialect::prepare(deployment, op, body, stream, default_max_tokens)?;
+        let prepared = dialect::prepare(deployment, op, body, stream, default_max_tokens, content_type)?;
         let mut headers = prepared.headers;
         oneflow_telemetry::inject_http(&mut headers);
         let mut req = self.client.post(prepared.url).headers(headers).body(prepared.body);

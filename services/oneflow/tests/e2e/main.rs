@@ -7,6 +7,7 @@
     reason = "test code: failing loudly is the point"
 )]
 
+mod audio;
 mod client;
 mod distributed;
 mod grpc;

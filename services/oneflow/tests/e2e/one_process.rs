@@ -422,6 +422,53 @@ async fn one_process_serves_the_whole_path_and_bills_it() {
     assert_eq!(mini.len(), 2, "current and scheduled: {listed}");
     assert_eq!(mini[0]["input_per_million"], "10000");
     assert_eq!(mini[1]["effective_from"], later);
+
+    // Audio prices go through the same route as decimal strings, and come back
+    // as given; a model without them lists `null`.
+    let put_audio = |body: Value| {
+        api.http
+            .put(format!("{}/v1/admin/pricing/priced-speech", api.base))
+            .bearer_auth(&api.key)
+            .json(&body)
+            .send()
+    };
+    let audio_price = json!({ "input_per_million": "0", "output_per_million": "0",
+        "per_million_characters": "15", "per_minute_audio": "0.006" });
+    let stored: Value = put_audio(audio_price).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (&stored["per_million_characters"], &stored["per_minute_audio"]),
+        (&json!("15"), &json!("0.006")),
+        "{stored}"
+    );
+    let refused = error_of(
+        put_audio(json!({ "input_per_million": "0", "output_per_million": "0", "per_minute_audio": "-0.006" }))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("per_minute_audio"),
+        "{refused}"
+    );
+    let listed: Value = api.get("/v1/billing/pricing").await.json().await.unwrap();
+    let price_of = |model: &str| {
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["model"] == model)
+            .cloned()
+            .unwrap_or_else(|| panic!("{model} not in {listed}"))
+    };
+    let speech = price_of("priced-speech");
+    assert_eq!(speech["per_million_characters"], "15", "{speech}");
+    assert_eq!(speech["per_minute_audio"], "0.006", "{speech}");
+    let chat_price = price_of("mock-gpt");
+    assert!(
+        chat_price["per_million_characters"].is_null() && chat_price["per_minute_audio"].is_null(),
+        "{chat_price}"
+    );
     let before_price = ledger(&data).await.1;
     let mut priced = chat("mock-gpt-mini", "priced anew");
     priced["max_tokens"] = json!(5);

@@ -4,6 +4,7 @@ Usage: python3 openai_sdk.py BASE_URL API_KEY
 Exits non-zero (with a traceback) on the first expectation that fails.
 """
 
+import io
 import sys
 
 import openai
@@ -80,6 +81,28 @@ try:
     raise AssertionError("a cut stream ended cleanly")
 except openai.APIError as e:
     assert "broke off" in str(e.message), e
+
+# Audio: text to speech and speech to text, unchanged SDK calls.
+speech = client.audio.speech.create(
+    model="mock-tts", voice="alloy", input="hello from the sdk", response_format="wav"
+)
+audio = speech.read()
+assert audio[:4] == b"RIFF" and audio[8:12] == b"WAVE", audio[:16]
+transcript = client.audio.transcriptions.create(
+    model="mock-whisper", file=("hello.wav", io.BytesIO(audio), "audio/wav")
+)
+assert transcript.text, transcript
+srt = client.audio.transcriptions.create(
+    model="mock-whisper", file=("hello.wav", io.BytesIO(audio)), response_format="srt"
+)
+assert "-->" in srt, srt
+translation = client.audio.translations.create(model="mock-whisper", file=("hello.wav", io.BytesIO(audio)))
+assert translation.text, translation
+try:
+    client.audio.transcriptions.create(model="mock-whisper", file=("fake.wav", io.BytesIO(b"not audio at all")))
+    raise AssertionError("a file that is not audio was accepted")
+except openai.BadRequestError as e:
+    assert e.param == "file", e
 
 # Windows are fixed UTC minutes: even if one boundary passes mid-loop, 200 calls
 # are enough to fill a window of 60.
