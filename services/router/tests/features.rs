@@ -232,3 +232,59 @@ async fn probes_open_the_breaker_of_a_dead_provider_and_leave_a_live_one_closed(
     let resp = r.chat_completion(chat(json!({}))).await.unwrap().into_inner();
     assert_eq!(resp.route.unwrap().attempts, 1);
 }
+
+mod never_an_open_breaker {
+    use super::*;
+    use oneflow_router::Strategy;
+    use proptest::prelude::*;
+
+    async fn case(open: Vec<bool>, strategy: usize, user: u32) -> Result<(), TestCaseError> {
+        let mut providers = Vec::new();
+        for i in 0..open.len() {
+            let (addr, _) = mock(MockConfig::default()).await;
+            providers.push(provider(&format!("d{i}"), addr));
+        }
+        let mut cfg = config(providers, 1);
+        let strategies = [
+            Strategy::Ordered,
+            Strategy::Weighted,
+            Strategy::LeastInFlight,
+            Strategy::Latency,
+            Strategy::Cost,
+            Strategy::Quality,
+        ];
+        cfg.models[0].strategy = strategies[strategy];
+        let live = table(&cfg);
+        for (dep, is_open) in live.load().deployments().iter().zip(&open) {
+            if *is_open {
+                dep.breaker.try_acquire().unwrap().failure();
+            }
+        }
+        let r = grpc_over(live);
+        let resp = r
+            .chat_completion(with_meta(chat(json!({})), meta(&format!("u{user}"), false)))
+            .await;
+        if open.iter().all(|o| *o) {
+            prop_assert!(resp.is_err(), "every breaker open must not be served");
+            return Ok(());
+        }
+        let route = resp.unwrap().into_inner().route.unwrap();
+        let index: usize = route.deployment[1..].parse().unwrap();
+        prop_assert!(!open[index], "routed to {} whose breaker is open", route.deployment);
+        prop_assert_eq!(route.attempts, 1, "an open deployment was tried first");
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn routing_never_picks_an_open_breaker_while_a_healthy_deployment_exists(
+            open in proptest::collection::vec(any::<bool>(), 1..5),
+            strategy in 0usize..6,
+            user in any::<u32>(),
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(case(open, strategy, user))?;
+        }
+    }
+}

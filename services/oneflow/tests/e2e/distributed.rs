@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Api, chat, error_of};
 
-const ROUTER_TOML: &str = r#"
+pub(crate) const ROUTER_TOML: &str = r#"
 [[providers]]
 name = "mock"
 kind = "openai_compatible"
@@ -24,7 +24,7 @@ context_window = 128000
 max_output_tokens = 1000
 "#;
 
-const BILLING_TOML: &str = r#"
+pub(crate) const BILLING_TOML: &str = r#"
 [pricing]
 credits_per_usd = "100"
 

@@ -15,3 +15,4 @@ mod one_process;
 mod providers;
 mod sdk;
 mod shutdown;
+mod traces;
