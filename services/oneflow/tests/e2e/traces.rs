@@ -146,16 +146,17 @@ async fn one_request_is_one_trace_across_the_four_services() {
     let mut missing = Vec::new();
     // Batches are exported every few seconds.
     for _ in 0..150 {
-        let s = seen.lock().unwrap();
-        missing = services
-            .iter()
-            .filter(|svc| !s.get(**svc).is_some_and(|ids| ids.contains(trace_id)))
-            .map(|svc| (*svc).to_owned())
-            .collect();
+        missing = {
+            let s = seen.lock().unwrap();
+            services
+                .iter()
+                .filter(|svc| !s.get(**svc).is_some_and(|ids| ids.contains(trace_id)))
+                .map(|svc| (*svc).to_owned())
+                .collect()
+        };
         if missing.is_empty() {
             break;
         }
-        drop(s);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(
