@@ -86,9 +86,9 @@ else
   for db in auth billing; do psql "$PG/postgres" -qc "CREATE DATABASE bench_${db}_$SUFFIX" >/dev/null; done
   AUTH_DB="$PG/bench_auth_$SUFFIX"; BILLING_DB="$PG/bench_billing_$SUFFIX"
   PREFIX="bench-$SUFFIX"
-  export ONEFLOW__JWT__SECRET=bench-signing-secret-of-at-least-32-bytes
-  ONEFLOW__DATABASE__URL=$AUTH_DB target/release/oneflow-auth migrate
-  ADMIN=$(ONEFLOW__DATABASE__URL=$AUTH_DB target/release/oneflow-auth bootstrap-admin 2>/dev/null)
+  JWT=bench-signing-secret-of-at-least-32-bytes
+  ONEFLOW__JWT__SECRET=$JWT ONEFLOW__DATABASE__URL=$AUTH_DB target/release/oneflow-auth migrate
+  ADMIN=$(ONEFLOW__JWT__SECRET=$JWT ONEFLOW__DATABASE__URL=$AUTH_DB target/release/oneflow-auth bootstrap-admin 2>/dev/null)
   KEY=$(jq -r .api_key <<<"$ADMIN"); USER_ID=$(jq -r .user_id <<<"$ADMIN")
   cat >"$DATA/billing.toml" <<TOML
 [limits]
@@ -109,11 +109,10 @@ model = "mock-embed"
 input_per_million = "0.02"
 output_per_million = "0"
 TOML
-  export ONEFLOW__REDIS__KEY_PREFIX=$PREFIX
-  ONEFLOW__DATABASE__URL=$BILLING_DB ONEFLOW__REDIS__URL=$REDIS target/release/oneflow-billing \
-    --config "$DATA/billing.toml" migrate
-  ONEFLOW__DATABASE__URL=$BILLING_DB ONEFLOW__REDIS__URL=$REDIS target/release/oneflow-billing \
-    --config "$DATA/billing.toml" grant --user "$USER_ID" --amount 100000000 >/dev/null
+  ONEFLOW__REDIS__KEY_PREFIX=$PREFIX ONEFLOW__DATABASE__URL=$BILLING_DB ONEFLOW__REDIS__URL=$REDIS \
+    target/release/oneflow-billing --config "$DATA/billing.toml" migrate
+  ONEFLOW__REDIS__KEY_PREFIX=$PREFIX ONEFLOW__DATABASE__URL=$BILLING_DB ONEFLOW__REDIS__URL=$REDIS \
+    target/release/oneflow-billing --config "$DATA/billing.toml" grant --user "$USER_ID" --amount 100000000 >/dev/null
   cat >"$DATA/router.toml" <<TOML
 [[providers]]
 name = "mock"
@@ -149,10 +148,10 @@ operation = "chat"
 deployments = ["slow-gpt"]
 TOML
   A=$(free_port); B=$(free_port); R=$(free_port)
-  (ONEFLOW__TELEMETRY__LOG_LEVEL=warn ONEFLOW__DATABASE__URL=$AUTH_DB pin 0 target/release/oneflow-auth \
+  (ONEFLOW__TELEMETRY__LOG_LEVEL=warn ONEFLOW__JWT__SECRET=$JWT ONEFLOW__DATABASE__URL=$AUTH_DB pin 0 target/release/oneflow-auth \
     --listen "127.0.0.1:$A" >"$DATA/auth.log" 2>&1) & SERVICE_PIDS[auth]=$!; PIDS+=("$!")
   (ONEFLOW__TELEMETRY__LOG_LEVEL=warn ONEFLOW__DATABASE__URL=$BILLING_DB ONEFLOW__REDIS__URL=$REDIS \
-    pin 0 target/release/oneflow-billing --config "$DATA/billing.toml" --listen "127.0.0.1:$B" \
+    ONEFLOW__REDIS__KEY_PREFIX=$PREFIX pin 0 target/release/oneflow-billing --config "$DATA/billing.toml" --listen "127.0.0.1:$B" \
     >"$DATA/billing.log" 2>&1) & SERVICE_PIDS[billing]=$!; PIDS+=("$!")
   (ONEFLOW__TELEMETRY__LOG_LEVEL=warn pin 0 target/release/oneflow-router --config "$DATA/router.toml" \
     --listen "127.0.0.1:$R" >"$DATA/router.log" 2>&1) & SERVICE_PIDS[router]=$!; PIDS+=("$!")
