@@ -377,6 +377,68 @@ fn embeddings() {}
 #[utoipa::path(get, path = "/v1/models", tag = "OpenAI", responses((status = 200, body = ModelList), (status = 401, body = ErrorResponse)), security(("bearer" = [])))]
 fn list_models() {}
 
+/// `POST /v1/audio/speech` body.
+#[derive(ToSchema)]
+#[schema(example = json!({"model": "mock-tts", "input": "Hello", "voice": "alloy", "response_format": "mp3"}))]
+struct SpeechRequest {
+    model: String,
+    /// The text to speak (at most 4096 characters).
+    input: String,
+    /// A voice name (`alloy`, `nova`, ...) or `{"id": "..."}`.
+    #[schema(value_type = Object)]
+    voice: Value,
+    /// `mp3` (default), `opus`, `aac`, `flac`, `wav` or `pcm`.
+    response_format: Option<String>,
+    /// 0.25 to 4.0.
+    speed: Option<f64>,
+    /// Style instructions, for models that take them.
+    instructions: Option<String>,
+}
+
+/// `POST /v1/audio/transcriptions` and `/translations` form.
+#[derive(ToSchema)]
+struct TranscriptionForm {
+    /// The audio file (flac, m4a, mp3, mp4, mpeg, mpga, oga, ogg, wav, webm), at most 25 MB;
+    /// its format is read from its bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    model: String,
+    language: Option<String>,
+    prompt: Option<String>,
+    /// `json` (default), `text`, `srt`, `vtt` or `verbose_json`.
+    response_format: Option<String>,
+    temperature: Option<f64>,
+}
+
+/// `{"text": ...}` (json); other formats are plain text or the verbose object.
+#[derive(ToSchema)]
+struct Transcription {
+    text: String,
+}
+
+#[utoipa::path(post, path = "/v1/audio/speech", tag = "OpenAI", request_body = SpeechRequest,
+    responses((status = 200, description = "The audio, streamed, with the format's Content-Type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorResponse), (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 429, body = ErrorResponse), (status = 502, body = ErrorResponse)),
+    security(("bearer" = [])))]
+fn speech() {}
+
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "OpenAI",
+    request_body(content = TranscriptionForm, content_type = "multipart/form-data"),
+    responses((status = 200, body = Transcription), (status = 400, description = "Not audio, or a bad field (named in `param`)", body = ErrorResponse),
+        (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 413, description = "Over 25 MB", body = ErrorResponse),
+        (status = 429, body = ErrorResponse), (status = 502, body = ErrorResponse)),
+    security(("bearer" = [])))]
+fn transcriptions() {}
+
+#[utoipa::path(post, path = "/v1/audio/translations", tag = "OpenAI",
+    request_body(content = TranscriptionForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "English text", body = Transcription), (status = 400, body = ErrorResponse),
+        (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse),
+        (status = 429, body = ErrorResponse), (status = 502, body = ErrorResponse)),
+    security(("bearer" = [])))]
+fn translations() {}
+
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "OpenAI", params(("id" = String, Path, description = "Model id")),
     responses((status = 200, body = Model), (status = 404, body = ErrorResponse)), security(("bearer" = [])))]
 fn retrieve_model() {}
@@ -536,7 +598,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OneFlow", description = "OpenAI-compatible AI gateway: model calls, accounts, keys and billing."),
-    paths(chat_completions, embeddings, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
+    paths(chat_completions, embeddings, speech, transcriptions, translations, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
         rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing, update_price, providers),
     modifiers(&BearerAuth, &CommonErrors),
     tags((name = "OpenAI", description = "OpenAI-compatible endpoints"), (name = "Auth"), (name = "Keys"), (name = "Admin"), (name = "Billing"))
