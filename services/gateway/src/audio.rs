@@ -46,10 +46,10 @@ pub async fn speech(
     let body = body_or_error(body)?;
     let request: oneflow_audio::SpeechRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("We could not parse the speech request: {e}.")))?;
-    request.validate().map_err(|e| ApiError::invalid(e.to_string()))?;
     request
         .format()
         .map_err(|e| ApiError::invalid(e.to_string()).param("response_format"))?;
+    request.validate().map_err(|e| ApiError::invalid(e.to_string()))?;
     let model = request.model.clone();
     state.models.get(&state, &model).await?;
     let billing_id = uuid::Uuid::now_v7().to_string();
@@ -115,6 +115,12 @@ pub async fn speech(
         }
         let (route, content_type) = (route.unwrap_or_default(), content_type.unwrap_or_default());
         pending.route(&route.provider, &route.deployment);
+        // Synthesis started: its characters are billed even if the client
+        // hangs up before the router's final usage arrives.
+        pending.usage(Usage {
+            characters,
+            ..Usage::default()
+        });
         let relay = AudioRelay {
             upstream,
             pending: Some(pending),
@@ -141,6 +147,16 @@ pub async fn speech(
 struct AudioRelay {
     upstream: tonic::Streaming<pb::SpeechEvent>,
     pending: Option<Pending>,
+}
+
+impl Drop for AudioRelay {
+    fn drop(&mut self) {
+        // The client went away before the audio ended: record it as such (the
+        // characters already recorded are still charged).
+        if let Some(mut p) = self.pending.take() {
+            p.status(499);
+        }
+    }
 }
 
 impl AudioRelay {

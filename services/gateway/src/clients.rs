@@ -40,7 +40,9 @@ impl Clients {
             ],
             auth: AuthServiceClient::new(auth),
             billing: BillingServiceClient::new(billing),
-            router: RouterServiceClient::new(router),
+            // Large answers (verbose transcripts, big embedding batches) exceed
+            // tonic's 4 MiB default.
+            router: RouterServiceClient::new(router).max_decoding_message_size(32 * 1024 * 1024),
             auth_timeout: config.auth.timeout,
             billing_timeout: config.billing.timeout,
             router_timeout: config.router.timeout,

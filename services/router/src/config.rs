@@ -126,7 +126,7 @@ pub enum ModelOperation {
 pub struct ModelConfig {
     /// The name clients send.
     pub name: String,
-    /// Chat or embeddings.
+    /// Chat, embeddings, speech or transcription.
     pub operation: ModelOperation,
     /// Deployment names, tried in order.
     pub deployments: Vec<String>,

@@ -68,7 +68,16 @@ pub fn multipart(upload: &Upload<'_>) -> (String, Bytes) {
     let mut names: Vec<_> = upload.fields.keys().collect();
     names.sort();
     for name in names {
-        if name != "model" {
+        if name == "model" {
+            continue;
+        }
+        if name.ends_with("[]") {
+            // A repeated field (`timestamp_granularities[]`): the gateway joined
+            // its values with commas; each goes back as its own part.
+            for value in upload.fields[name].split(',').filter(|v| !v.is_empty()) {
+                field(name, value);
+            }
+        } else {
             field(name, &upload.fields[name]);
         }
     }

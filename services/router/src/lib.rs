@@ -32,6 +32,9 @@ pub use reload::{Loader, ReloadSource, reload_once};
 pub use service::RouterGrpc;
 pub use upstream::{Upstream, UpstreamError};
 
+/// Largest gRPC message the router accepts: a 25 MB audio upload and its fields.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A built router service, bound and ready to run.
 pub struct App {
     listener: TcpListener,
@@ -79,7 +82,9 @@ impl App {
             tracing::warn!("deployments set requests/tokens per minute but [billing] is not configured: not enforced");
         }
         let ready: oneflow_runtime::Readiness = Arc::new(|| Box::pin(async { Ok(()) }));
-        let routes = tonic::service::Routes::new(RouterServiceServer::new(grpc));
+        // Transcription uploads (up to 25 MB at the gateway) exceed tonic's 4 MiB default.
+        let routes =
+            tonic::service::Routes::new(RouterServiceServer::new(grpc).max_decoding_message_size(MAX_MESSAGE_BYTES));
         let router = oneflow_runtime::internal_router(routes, &["oneflow.router.v1.RouterService"], ready).await?;
         let listener = oneflow_runtime::bind(config.server.listen).await?;
         Ok(Self {

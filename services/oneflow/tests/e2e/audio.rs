@@ -119,6 +119,26 @@ async fn speech_and_transcription_through_every_service_and_billed() {
     .await
     .unwrap();
     assert_eq!(resp.status(), 200);
+    // Both timestamp granularities, as repeated form fields.
+    let f = form(wav.clone(), "speech.wav", "mock-whisper", Some("verbose_json"))
+        .text("timestamp_granularities[]", "word")
+        .text("timestamp_granularities[]", "segment");
+    let resp = post_form("/v1/audio/transcriptions", f).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["words"].is_array() && body["segments"].is_array(), "{body}");
+    // A file well over gRPC's default 4 MiB message (two minutes of WAV, 5.8 MB).
+    let long = oneflow_audio::generate::synthesize(
+        oneflow_audio::AudioFormat::Wav,
+        std::time::Duration::from_secs(120),
+        24_000,
+    )
+    .unwrap();
+    assert!(long.len() > 5 * 1024 * 1024);
+    let resp = post_form("/v1/audio/transcriptions", form(long, "long.wav", "mock-whisper", None))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
 
     // The format is read from the bytes: a text file named .wav is refused.
     let resp = post_form(
@@ -159,7 +179,7 @@ async fn speech_and_transcription_through_every_service_and_billed() {
         .fetch_all(&pool)
         .await
         .unwrap();
-        if rows.iter().map(|r| r.1).sum::<i64>() >= 11 {
+        if rows.iter().map(|r| r.1).sum::<i64>() >= 13 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -169,7 +189,7 @@ async fn speech_and_transcription_through_every_service_and_billed() {
     let transcription = by_op.get("transcription").copied().unwrap_or_default();
     assert_eq!(speech.0, 5, "{rows:?}");
     assert!(speech.1 > 0, "{rows:?}");
-    assert_eq!(transcription.0, 5, "{rows:?}");
+    assert_eq!(transcription.0, 7, "{rows:?}");
     assert!(transcription.1 > 0, "{rows:?}");
     assert_eq!(by_op.get("translation").copied().unwrap_or_default().0, 1, "{rows:?}");
 }
