@@ -30,6 +30,16 @@ use crate::state::AppState;
 /// Upload bound of the transcription routes (OpenAI's).
 pub const UPLOAD_LIMIT: usize = 25 * 1024 * 1024;
 
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request_error",
+        "The audio file is larger than the 25 MB limit.",
+    )
+    .param("file")
+    .code("request_too_large")
+}
+
 fn invalid_audio(message: impl Into<String>) -> ApiError {
     ApiError::invalid(message).param("file")
 }
@@ -215,15 +225,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, ApiError> {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
-                    "The audio file is larger than the 25 MB limit.",
-                )
-                .param("file")
-                .code("request_too_large"));
-            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
             Err(e) => return Err(ApiError::invalid(format!("Could not read the multipart form: {e}."))),
         };
         let name = field.name().unwrap_or_default().to_owned();
@@ -231,13 +233,7 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, ApiError> {
             filename = field.file_name().unwrap_or_default().to_owned();
             let bytes = field.bytes().await.map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "invalid_request_error",
-                        "The audio file is larger than the 25 MB limit.",
-                    )
-                    .param("file")
-                    .code("request_too_large")
+                    too_large()
                 } else {
                     invalid_audio(format!("Could not read the uploaded file: {e}."))
                 }

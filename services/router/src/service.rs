@@ -247,12 +247,12 @@ impl oneflow_resilience::Retryable for SameDeployment {
 
 /// Tokens a request may use, for the deployment's TPM: the body at 4 bytes a
 /// token plus the output allowance.
-fn estimate_tokens(body: &Map<String, Value>, model_cap: u64) -> u64 {
+fn estimate_tokens(body: &Map<String, Value>, encoded_len: usize, model_cap: u64) -> u64 {
     let output = ["max_completion_tokens", "max_tokens"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_u64))
         .unwrap_or(model_cap);
-    let input = serde_json::to_vec(body).map_or(0, |b| b.len().div_ceil(4));
+    let input = encoded_len.div_ceil(4);
     u64::try_from(input).unwrap_or(u64::MAX).saturating_add(output)
 }
 
@@ -370,6 +370,12 @@ impl RouterGrpc {
             metrics::counter!("oneflow_router_experiment_requests_total", "model" => call.model.name.clone(), "variant" => v.clone())
                 .increment(1);
         }
+        // Encoded once for every deployment and retry.
+        let encoded = if call.upload.is_none() {
+            to_bytes(&call.body)?
+        } else {
+            Bytes::new()
+        };
         for dep in &chain {
             if !dep.breaker.would_admit() {
                 metrics::counter!("oneflow_router_breaker_skips_total", "deployment" => dep.name.clone()).increment(1);
@@ -384,7 +390,7 @@ impl RouterGrpc {
                     } else {
                         0
                     };
-                    estimate_tokens(&call.body, cap)
+                    estimate_tokens(&call.body, encoded.len(), cap)
                 })
             } else {
                 0
@@ -406,19 +412,15 @@ impl RouterGrpc {
                     model: &dep.upstream_model,
                     fields: &u.fields,
                 }),
-                None => {
+                // Speech goes upstream as OpenAI's JSON with the deployment's model.
+                None if op == Op::Speech => {
                     let mut body = call.body.clone();
                     body.insert("model".into(), Value::String(dep.upstream_model.clone()));
-                    if stream && op == Op::Chat {
-                        let opts = body
-                            .entry("stream_options")
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        if let Value::Object(o) = opts {
-                            o.insert("include_usage".into(), Value::Bool(true));
-                        }
-                    }
                     ("application/json".to_owned(), to_bytes(&body)?)
                 }
+                // Chat and embeddings: each dialect sets the upstream model
+                // and, for streams, asks for usage (`oneflow-providers`).
+                None => ("application/json".to_owned(), encoded.clone()),
             };
             let start = Instant::now();
             inc(&dep.stats.in_flight);
