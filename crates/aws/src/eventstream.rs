@@ -1,5 +1,5 @@
 //! `application/vnd.amazon.eventstream` framing: the binary stream Bedrock's ConverseStream
-//! (and later Transcribe) speaks instead of SSE.
+//! and Transcribe's streaming API speak instead of SSE (Transcribe in both directions).
 //!
 //! Frame parsing and CRC checks are `aws-smithy-eventstream`'s. This module adds what a
 //! proxy needs on top: byte slices split anywhere, a bound on how much one frame may make us
@@ -107,6 +107,11 @@ impl Message {
         self.header_str(":content-type")
     }
 
+    /// The same message in the smithy crates' form, for `aws-sigv4`'s event signer.
+    pub(crate) fn to_smithy(&self) -> SmithyMessage {
+        smithy_message(&self.headers, &self.payload)
+    }
+
     /// This message framed for the wire (see [`encode`]).
     pub fn encode(&self) -> Result<Vec<u8>, AwsError> {
         encode(&self.headers, &self.payload)
@@ -118,13 +123,21 @@ impl Message {
 /// Fails only when a limit of the format is exceeded (a header name over 255 bytes, a
 /// string or byte-array value over 32 KiB, a frame over [`MAX_FRAME_LEN`]).
 pub fn encode(headers: &[(String, HeaderValue)], payload: &[u8]) -> Result<Vec<u8>, AwsError> {
+    encode_smithy(&smithy_message(headers, payload))
+}
+
+fn smithy_message(headers: &[(String, HeaderValue)], payload: &[u8]) -> SmithyMessage {
     let headers = headers
         .iter()
         .map(|(name, value)| SmithyHeader::new(name.clone(), to_smithy(value)))
         .collect();
-    let message = SmithyMessage::new_from_parts(headers, Bytes::copy_from_slice(payload));
-    let mut out = Vec::with_capacity(payload.len() + 128);
-    write_message_to(&message, &mut out).map_err(|e| AwsError::Protocol(format!("cannot encode event: {e}")))?;
+    SmithyMessage::new_from_parts(headers, Bytes::copy_from_slice(payload))
+}
+
+/// Frames a message in the smithy crates' form (what `aws-sigv4`'s event signer returns).
+pub(crate) fn encode_smithy(message: &SmithyMessage) -> Result<Vec<u8>, AwsError> {
+    let mut out = Vec::with_capacity(message.payload().len() + 128);
+    write_message_to(message, &mut out).map_err(|e| AwsError::Protocol(format!("cannot encode event: {e}")))?;
     if out.len() > MAX_FRAME_LEN as usize {
         return Err(AwsError::Protocol(format!(
             "event of {} bytes exceeds the 16 MiB frame limit",

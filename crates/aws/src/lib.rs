@@ -1,11 +1,19 @@
 //! The AWS side of OneFlow's provider adapters, with no HTTP client of its own: credentials,
-//! SigV4 signing, event-stream framing and the translation between OpenAI Chat Completions
-//! and Amazon Bedrock's Converse / ConverseStream API. The router owns the connection; this
-//! crate turns an OpenAI request into a signed [`bedrock::Prepared`] request and turns
-//! Bedrock's bytes back into OpenAI JSON plus the [`bedrock::Usage`] to bill.
+//! SigV4 signing, event-stream framing, and three translations from OpenAI's API:
 //!
-//! Signing is `aws-sigv4`'s and frame parsing is `aws-smithy-eventstream`'s; nothing here
-//! re-implements AWS algorithms.
+//! - [`bedrock`]: Chat Completions ⇄ Amazon Bedrock's Converse / ConverseStream.
+//! - [`polly`]: `/v1/audio/speech` ⇄ Amazon Polly's `SynthesizeSpeech`.
+//! - [`transcribe`]: `/v1/audio/transcriptions` ⇄ Amazon Transcribe's streaming
+//!   `StartStreamTranscription`.
+//!
+//! The router owns the connection; this crate turns an OpenAI request into a signed
+//! [`Prepared`] request and turns AWS's bytes back into what OneFlow answers (OpenAI JSON
+//! plus the [`bedrock::Usage`] to bill, Polly's audio behind an optional prefix, a
+//! provider-neutral `oneflow_audio::Transcript`).
+//!
+//! Signing, including the chained signatures of Transcribe's event stream, is `aws-sigv4`'s
+//! and frame parsing is `aws-smithy-eventstream`'s; nothing here re-implements AWS
+//! algorithms.
 //!
 //! # Decisions
 //!
@@ -73,9 +81,29 @@
 //! The usage-only chunk OpenAI sends for `stream_options.include_usage` is left to the
 //! caller ([`bedrock::StreamDecoder::usage_chunk`] builds it).
 //!
+//! **Polly.** `mp3` is Polly's `mp3` at 24 kHz, `opus` its `ogg_opus`, and `wav` its 16 kHz
+//! `pcm` behind a 44-byte WAV header that [`polly::SpeechCall::prefix`] carries (sizes
+//! 0xFFFFFFFF, so it can precede streamed audio). OpenAI's 24 kHz `pcm` is refused, since
+//! Polly's PCM stops at 16 kHz and relabelling it would change pitch and pace; `aac` and
+//! `flac` are refused too. Voices come from `oneflow_audio::VoiceMap`, or are a Polly
+//! `VoiceId` used with the neural engine; custom voice objects are refused. `speed` becomes
+//! SSML `<prosody rate="N%">` (Polly's 20–200 %, so speeds over 2 are refused); a whole
+//! `<speak>` document is sent as SSML. Input over Polly's 3,000 billed / 6,000 total
+//! characters is refused before the call. `instructions` is ignored.
+//!
+//! **Transcribe.** The upload is streamed as FLAC (`flac`), Ogg Opus (`ogg-opus`) or, for
+//! 16-bit PCM WAV, headerless `pcm`; anything else is refused (no transcoding), as are
+//! multi-channel audio, rates outside 8–48 kHz and translations. The whole request body is
+//! built up front: one signed `AudioEvent` frame per 100 ms of audio, signatures chained from
+//! the request's, then the empty end frame. Without a `language` the configured
+//! [`transcribe::Options::default_language`] is used (not language identification).
+//! `prompt` and `temperature` are ignored. Final results become segments; pronunciation
+//! items become words.
+//!
 //! **Errors.** A non-streaming failure maps through `x-amzn-ErrorType`
-//! ([`bedrock::error_from`]); an exception inside the stream becomes
-//! [`bedrock::StreamItem::Error`] with the same statuses. `modelStreamErrorException` and
+//! ([`bedrock::error_from`], [`polly::error_from`], [`transcribe::error_from`]); an exception
+//! inside a ConverseStream becomes [`bedrock::StreamItem::Error`] with the same statuses, and
+//! one inside a Transcribe stream [`AwsError::Upstream`]. `modelStreamErrorException` and
 //! `ModelErrorException` (AWS says 424) are reported as 502, the retryable "upstream failed"
 //! status clients understand. Failures of OneFlow's own AWS credentials (unknown key, bad
 //! signature, expired token) are reported as 502 with a fixed message, because the client
@@ -86,15 +114,34 @@
 
 mod credentials;
 mod sigv4;
+mod upstream;
 
 pub mod bedrock;
 pub mod eventstream;
+pub mod polly;
+pub mod transcribe;
+
+use bytes::Bytes;
+use http::header::HeaderMap;
 
 pub use credentials::{Credentials, resolve_region};
 pub use sigv4::sign;
 
+/// A signed request ready to send: `POST url` with exactly `headers` (the HTTP client adds
+/// `host` and `content-length`, which match what was signed) and `body`.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Full URL, path segments percent-encoded.
+    pub url: String,
+    /// The operation's headers plus `x-amz-date`, `authorization` and, with temporary
+    /// credentials, `x-amz-security-token` (the last two marked sensitive).
+    pub headers: HeaderMap,
+    /// The request body: JSON, or for Transcribe the whole signed event stream.
+    pub body: Bytes,
+}
+
 /// Everything that can go wrong in this crate. Messages never contain credentials.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AwsError {
     /// The client's request cannot be expressed for AWS (maps to 400).
     #[error("{0}")]
@@ -109,6 +156,17 @@ pub enum AwsError {
     /// cut short (502).
     #[error("unexpected response from AWS: {0}")]
     Protocol(String),
+    /// AWS reported a failure on purpose, e.g. an exception inside a Transcribe stream. The
+    /// status is the one to report to OneFlow's client, chosen by the service's error table.
+    #[error("{code}: {message}")]
+    Upstream {
+        /// HTTP status to report.
+        status: u16,
+        /// AWS error name, e.g. `BadRequestException`.
+        code: String,
+        /// AWS's message, truncated (or a fixed one for credential failures).
+        message: String,
+    },
 }
 
 impl AwsError {
@@ -118,6 +176,25 @@ impl AwsError {
             Self::Invalid(_) => 400,
             Self::Credentials(_) | Self::Signing(_) => 500,
             Self::Protocol(_) => 502,
+            Self::Upstream { status, .. } => *status,
         }
     }
+}
+
+/// `https://{host_prefix}.{region}.amazonaws.com` (`.com.cn` in the China partition), or
+/// `endpoint` without its trailing `/` when one is configured. The region is validated
+/// because it becomes part of a host name.
+pub(crate) fn service_origin(host_prefix: &str, region: &str, endpoint: Option<&str>) -> Result<String, AwsError> {
+    credentials::validate_region(region)?;
+    Ok(match endpoint {
+        Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
+        None => {
+            let domain = if region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            format!("https://{host_prefix}.{region}.{domain}")
+        }
+    })
 }

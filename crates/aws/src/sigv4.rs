@@ -11,6 +11,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::eventstream::Message;
 use crate::{AwsError, Credentials};
 
 /// Signs a request with SigV4 and returns the headers to add to it: `authorization`,
@@ -36,6 +37,83 @@ pub fn sign(
     creds: &Credentials,
     time: SystemTime,
 ) -> Result<HeaderMap, AwsError> {
+    sign_with(
+        method,
+        url,
+        headers,
+        SignableBody::Bytes(body),
+        service,
+        region,
+        creds,
+        time,
+    )
+    .map(|(out, _)| out)
+}
+
+/// The payload hash Transcribe's streaming operations sign instead of the body's: the body
+/// is a chain of individually signed event-stream frames (see [`sign_event`]).
+pub(crate) const STREAMING_EVENTS_PAYLOAD: &str = "STREAMING-AWS4-HMAC-SHA256-EVENTS";
+
+/// Signs the opening request of a signed event stream: like [`sign`], but the payload hash is
+/// [`STREAMING_EVENTS_PAYLOAD`], and the request's signature is returned too. It seeds the
+/// chain of frame signatures.
+pub(crate) fn sign_streaming(
+    method: &http::Method,
+    url: &str,
+    headers: &HeaderMap,
+    service: &str,
+    region: &str,
+    creds: &Credentials,
+    time: SystemTime,
+) -> Result<(HeaderMap, String), AwsError> {
+    let body = SignableBody::Precomputed(STREAMING_EVENTS_PAYLOAD.to_owned());
+    sign_with(method, url, headers, body, service, region, creds, time)
+}
+
+/// Signs one event-stream frame with `aws-sigv4`'s event-stream signer and returns the
+/// envelope frame (`:date`, `:chunk-signature`, the encoded `inner` message as payload) and
+/// its signature, which the next frame chains from. `inner: None` gives the empty frame that
+/// ends the stream.
+pub(crate) fn sign_event(
+    inner: Option<&Message>,
+    prior_signature: &str,
+    service: &str,
+    region: &str,
+    creds: &Credentials,
+    time: SystemTime,
+) -> Result<(Vec<u8>, String), AwsError> {
+    let identity = creds.to_sdk().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(())
+        .build()
+        .map_err(|e| AwsError::Signing(e.to_string()))?;
+    let output = match inner {
+        Some(message) => aws_sigv4::event_stream::sign_message(&message.to_smithy(), prior_signature, &params),
+        None => aws_sigv4::event_stream::sign_empty_message(prior_signature, &params),
+    }
+    .map_err(signing_error)?;
+    let (envelope, signature) = output.into_parts();
+    Ok((crate::eventstream::encode_smithy(&envelope)?, signature))
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the shared body of `sign` and `sign_streaming`"
+)]
+fn sign_with(
+    method: &http::Method,
+    url: &str,
+    headers: &HeaderMap,
+    body: SignableBody<'_>,
+    service: &str,
+    region: &str,
+    creds: &Credentials,
+    time: SystemTime,
+) -> Result<(HeaderMap, String), AwsError> {
     require_absolute(url)?;
     let mut pairs = Vec::with_capacity(headers.len());
     for (name, value) in headers {
@@ -56,9 +134,8 @@ pub fn sign(
         .build()
         .map_err(|e| AwsError::Signing(e.to_string()))?
         .into();
-    let signable = SignableRequest::new(method.as_str(), url, pairs.into_iter(), SignableBody::Bytes(body))
-        .map_err(signing_error)?;
-    let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)
+    let signable = SignableRequest::new(method.as_str(), url, pairs.into_iter(), body).map_err(signing_error)?;
+    let (instructions, signature) = aws_sigv4::http_request::sign(signable, &params)
         .map_err(signing_error)?
         .into_parts();
 
@@ -73,7 +150,7 @@ pub fn sign(
         }
         out.insert(name, value);
     }
-    Ok(out)
+    Ok((out, signature))
 }
 
 /// `aws-sigv4` expects a host in the URI and panics without one; refuse such URLs here.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, Predicate as _};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -54,6 +54,7 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
     let api = axum::Router::new()
         .merge(model_calls)
         .merge(audio)
+        .route("/v1/audio/files/{sha256}", get(audio::file))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/v1/auth/me", get(account::me))
@@ -108,10 +109,12 @@ pub fn router(state: AppState, config: &GatewayConfig, idempotency: Idempotency)
                     CompressionLayer::new()
                         .quality(tower_http::CompressionLevel::Fastest)
                         .compress_when(
-                            <tower_http::compression::DefaultPredicate as tower_http::compression::Predicate>::and(
-                                tower_http::compression::DefaultPredicate::new(),
-                                tower_http::compression::predicate::SizeAbove::new(COMPRESS_ABOVE),
-                            ),
+                            tower_http::compression::DefaultPredicate::new()
+                                .and(tower_http::compression::predicate::SizeAbove::new(COMPRESS_ABOVE))
+                                // Audio is compressed already.
+                                .and(tower_http::compression::predicate::NotForContentType::const_new(
+                                    "audio/",
+                                )),
                         ),
                 )
                 .layer(middleware::from_fn(edge::shape_layer_errors))

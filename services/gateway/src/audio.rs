@@ -5,20 +5,24 @@
 //! checked by their bytes, not their name, and reserved at their decoded
 //! duration. Both settle the real usage like chat does, also when the client
 //! hangs up or the upstream breaks off (a cut audio body ends in an error,
-//! never in a clean end).
+//! never in a clean end). With `[audio_cache]` set, a speech request whose
+//! audio is already stored is answered from the store (see `audio_cache`),
+//! and `GET /v1/audio/files/{sha256}` serves stored audio to any caller with
+//! the `inference` scope, with `ETag` and `If-None-Match`.
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Multipart, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use oneflow_proto::common::v1::{Operation, Usage};
 use oneflow_proto::router::v1 as pb;
 use oneflow_proto::router::v1::speech_event::Event;
 
+use crate::audio_cache::{self, AudioCache, HitBilling};
 use crate::error::ApiError;
 use crate::inference::{
     authorize, body_or_error, client_request_id, require_inference, route_headers, with_rate_headers,
@@ -71,6 +75,8 @@ pub async fn speech(
         characters,
         ..Usage::default()
     };
+    let cache = state.audio_cache.clone().filter(|_| !skips_cache(&headers));
+    let key = cache.as_ref().map(|_| AudioCache::key(&request));
     let window = authorize(&state, &principal, &billing_id, &model, Operation::Speech, worst).await?;
     let outcome: Result<Response, ApiError> = async move {
         let mut pending = Pending::new(
@@ -79,6 +85,32 @@ pub async fn speech(
                 .with_client_request_id(client_request_id(&headers)),
             0,
         );
+        if let (Some(cache), Some(key)) = (&cache, &key)
+            && let Some(audio) = cache.get(key).await
+        {
+            metrics::counter!("oneflow_audio_cache_requests_total", "result" => "hit").increment(1);
+            pending.route(CACHE_PROVIDER, CACHE_DEPLOYMENT);
+            pending.exact_usage(match cache.hit_billing() {
+                HitBilling::Full => Usage {
+                    characters,
+                    ..Usage::default()
+                },
+                HitBilling::Free => Usage::default(),
+            });
+            pending.finish();
+            let format = request.format().map_err(|e| ApiError::invalid(e.to_string()))?;
+            let mut out = stored_audio(cache, key, audio, format.content_type());
+            out.headers_mut()
+                .insert("x-oneflow-cache", HeaderValue::from_static("hit"));
+            let route = pb::Route {
+                provider: CACHE_PROVIDER.to_owned(),
+                deployment: CACHE_DEPLOYMENT.to_owned(),
+                cache_hit: true,
+                ..pb::Route::default()
+            };
+            route_headers(&mut out, Some(&route), &billing_id);
+            return Ok(out);
+        }
         let request = pb::SpeechRequest {
             meta: Some(pb::RequestMeta {
                 request_id: client_request_id(&headers),
@@ -131,9 +163,19 @@ pub async fn speech(
             characters,
             ..Usage::default()
         });
+        let capture = cache.zip(key).map(|(cache, key)| {
+            metrics::counter!("oneflow_audio_cache_requests_total", "result" => "miss").increment(1);
+            Capture {
+                cache,
+                key,
+                audio: Vec::new(),
+            }
+        });
+        let cached = capture.is_some();
         let relay = AudioRelay {
             upstream,
             pending: Some(pending),
+            capture,
         };
         let body_stream = futures::stream::unfold(relay, |mut relay| async move {
             let item = relay.next_chunk().await?;
@@ -146,10 +188,100 @@ pub async fn speech(
             HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
         );
         route_headers(&mut out, Some(&route), &billing_id);
+        if cached {
+            mark_miss(&mut out);
+        }
         Ok(out)
     }
     .await;
     Ok(with_rate_headers(outcome, window.as_ref()))
+}
+
+/// The provider and deployment recorded for audio served from the cache.
+const CACHE_PROVIDER: &str = "oneflow-cache";
+const CACHE_DEPLOYMENT: &str = "audio-cache";
+
+fn mark_miss(out: &mut Response) {
+    out.headers_mut()
+        .insert("x-oneflow-cache", HeaderValue::from_static("miss"));
+}
+
+/// `x-oneflow-cache: skip` bypasses the audio cache (neither read nor written).
+fn skips_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-oneflow-cache")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("skip"))
+}
+
+/// A 200 with stored audio and its validators.
+fn stored_audio(cache: &AudioCache, key: &str, audio: Bytes, content_type: &str) -> Response {
+    let mut out = Response::new(Body::from(audio));
+    let h = out.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    add_validators(h, cache, key);
+    out
+}
+
+fn add_validators(h: &mut HeaderMap, cache: &AudioCache, key: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{key}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, cache.cache_control().clone());
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/audio/files/{key}")) {
+        h.insert(header::CONTENT_LOCATION, v);
+    }
+}
+
+fn file_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "No stored audio has this address.",
+    )
+    .param("sha256")
+    .code("audio_file_not_found")
+}
+
+/// `GET /v1/audio/files/{sha256}`: stored speech, for clients and CDNs.
+pub async fn file(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_inference(&principal)?;
+    let cache = state.audio_cache.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "The audio cache is not enabled on this gateway.",
+        )
+        .code("audio_cache_disabled")
+    })?;
+    if !audio_cache::is_key(&key) {
+        return Err(file_not_found());
+    }
+    if audio_cache::none_match(headers.get(header::IF_NONE_MATCH), &format!("\"{key}\"")) {
+        // Validators only: the client's copy is current.
+        let mut out = Response::new(Body::empty());
+        *out.status_mut() = StatusCode::NOT_MODIFIED;
+        add_validators(out.headers_mut(), cache, &key);
+        return Ok(out);
+    }
+    let audio = cache.get(&key).await.ok_or_else(file_not_found)?;
+    let content_type = audio_cache::content_type(&audio);
+    Ok(stored_audio(cache, &key, audio, content_type))
+}
+
+/// Audio being relayed, kept to be stored once it ended cleanly.
+struct Capture {
+    cache: AudioCache,
+    key: String,
+    audio: Vec<u8>,
 }
 
 /// Relays audio chunks; settles when the stream ends, fails, or the client
@@ -157,6 +289,7 @@ pub async fn speech(
 struct AudioRelay {
     upstream: tonic::Streaming<pb::SpeechEvent>,
     pending: Option<Pending>,
+    capture: Option<Capture>,
 }
 
 impl Drop for AudioRelay {
@@ -176,7 +309,16 @@ impl AudioRelay {
             match self.upstream.message().await {
                 Ok(Some(pb::SpeechEvent {
                     event: Some(Event::Audio(bytes)),
-                })) => return Some(Ok(Bytes::from(bytes))),
+                })) => {
+                    if let Some(c) = self.capture.as_mut() {
+                        if c.audio.len() + bytes.len() > c.cache.max_object_bytes() {
+                            self.capture = None;
+                        } else {
+                            c.audio.extend_from_slice(&bytes);
+                        }
+                    }
+                    return Some(Ok(Bytes::from(bytes)));
+                }
                 Ok(Some(pb::SpeechEvent {
                     event: Some(Event::Usage(u)),
                 })) => pending.usage(u),
@@ -193,6 +335,10 @@ impl AudioRelay {
                 Ok(None) => {
                     if let Some(p) = self.pending.take() {
                         p.finish();
+                    }
+                    // Only audio that arrived whole is stored.
+                    if let Some(c) = self.capture.take() {
+                        tokio::spawn(async move { c.cache.put(&c.key, Bytes::from(c.audio)).await });
                     }
                     return None;
                 }

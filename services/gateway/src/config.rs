@@ -83,6 +83,8 @@ pub struct GatewayConfig {
     /// How long `/v1/models` answers are reused.
     #[serde(with = "humantime_serde")]
     pub models_cache_ttl: Duration,
+    /// The speech cache (off unless `store` is set).
+    pub audio_cache: crate::audio_cache::AudioCacheConfig,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
 }
@@ -111,6 +113,7 @@ impl Default for GatewayConfig {
             edge: EdgeConfig::default(),
             idempotency: IdempotencyConfig::default(),
             tls: None,
+            audio_cache: crate::audio_cache::AudioCacheConfig::default(),
         }
     }
 }

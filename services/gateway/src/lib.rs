@@ -6,6 +6,7 @@
 mod account;
 mod app;
 mod audio;
+mod audio_cache;
 mod billing_api;
 mod clients;
 mod config;
@@ -25,6 +26,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use audio_cache::{AudioCacheConfig, HitBilling as AudioHitBilling};
 pub use config::{ConfigCheckError, EdgeConfig, GatewayConfig, Mode};
 pub use error::ApiError;
 pub use tls::TlsConfig;
@@ -56,6 +58,7 @@ impl App {
             models: ModelDirectory::new(config.models_cache_ttl),
             settler: settler.clone(),
             trusted_proxy_hops: config.trusted_proxy_hops,
+            audio_cache: audio_cache::AudioCache::open(&config.audio_cache)?,
             clients,
         };
         tokio::spawn(principal::watch_revocations(state.clone()));

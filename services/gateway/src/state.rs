@@ -1,4 +1,5 @@
 //! Shared state of the gateway's handlers.
+use crate::audio_cache::AudioCache;
 use crate::clients::Clients;
 use crate::models::ModelDirectory;
 use crate::principal::PrincipalCache;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub models: ModelDirectory,
     /// Background settlement.
     pub settler: Settler,
+    /// The speech cache, when `[audio_cache]` names a store.
+    pub audio_cache: Option<AudioCache>,
     /// Proxies in front of the gateway whose `X-Forwarded-For` entries are trusted.
     pub trusted_proxy_hops: usize,
 }

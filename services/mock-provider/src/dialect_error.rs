@@ -3,7 +3,8 @@
 //! The router's adapters map each provider's own error format to the
 //! gateway's (and decide on retries from it), so the mock must fail the way
 //! each provider fails: Anthropic's `{"type":"error","error":{type,message}}`,
-//! Google's `{"error":{code,message,status}}` and Bedrock's
+//! Google's `{"error":{code,message,status}}` (Gemini and the Google Cloud
+//! audio APIs alike) and Bedrock's
 //! `x-amzn-ErrorType` header with a `{"message"}` body. One type carries the
 //! dialect-neutral facts (status, message, `Retry-After`, injected or not);
 //! the status → error-type tables here are also used for in-stream errors.

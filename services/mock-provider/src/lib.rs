@@ -12,26 +12,35 @@
 //! so the router's provider adapters can be tested end to end, the native
 //! dialects of the other provider families:
 //! Anthropic Messages, Gemini `generateContent`, Bedrock Converse (with
-//! binary event-stream framing) and Azure OpenAI's deployment routes. Each
-//! dialect is written from the providers' published documentation,
-//! independently of the adapters it tests. Answers carry **deterministic**
+//! binary event-stream framing) and Azure OpenAI's deployment routes, and
+//! the audio dialects of the other speech providers: Google's OAuth token
+//! exchange for service accounts, Cloud Text-to-Speech `text:synthesize` and
+//! Speech-to-Text `speech:recognize`, Amazon Polly `SynthesizeSpeech` and
+//! Amazon Transcribe streaming (`StartStreamTranscription`, event-stream
+//! framing both ways). Each dialect is written from the providers'
+//! published documentation, independently of the adapters it tests. Answers carry **deterministic**
 //! content and token usage (the same rules in every dialect, see the
 //! `answer` module), and every dialect can be **scripted per request** —
 //! through `x-mock-*` request headers or `mock_*` keys of the body's metadata
 //! map — to add latency, slow down streams, answer with an error status, cut
 //! a stream mid-way, fail in-stream, call a tool, reply with a fixed text,
-//! or hear a fixed transcript in an audio upload.
+//! or hear a fixed transcript in an audio upload. The audio routes answer
+//! real audio from `oneflow_audio::generate` and measure what they are sent
+//! with `oneflow_audio::inspect`.
 //! See [`router`] for the routes and the `script` module docs for the
 //! directives.
 //!
 //! The hot path is lock-free apart from one uncontended mutex around the last
-//! seen `traceparent`, so the provider comfortably exceeds the request rates
-//! the benchmarks need.
+//! seen `traceparent` (the Google, Polly and Transcribe routes also take one
+//! for their per-model tally), so the provider comfortably exceeds the
+//! request rates the benchmarks need.
 //!
 //! Public API: [`MockConfig`], [`MockState`], [`MockStats`] and [`router`].
 
 mod answer;
 mod anthropic;
+mod audio_out;
+mod aws;
 mod azure;
 mod bedrock;
 mod chat;
@@ -40,12 +49,15 @@ mod embeddings;
 mod error;
 mod eventstream;
 mod gemini;
+mod google;
 mod mock_transcript;
 mod models;
+mod polly;
 mod script;
 mod speech;
 mod stats;
 mod stream_body;
+mod transcribe;
 mod transcription;
 
 use std::sync::Arc;
@@ -78,17 +90,21 @@ pub struct MockConfig {
     pub transcription_models: Vec<String>,
     /// Length of every embedding vector unless the request sets `dimensions`.
     pub embedding_dimensions: usize,
-    /// Delay before the first byte of every response of a provider route
-    /// (overridable per request with `x-mock-latency-ms`).
+    /// Delay before the first byte of every response of a provider route,
+    /// the Google token endpoint included (overridable per request with
+    /// `x-mock-latency-ms`).
     #[serde(with = "humantime_serde")]
     pub first_byte_latency: Duration,
-    /// Delay between two events of a stream, of any dialect, and between
-    /// two body chunks of speech audio (overridable per request with
+    /// Delay between two events of a stream, of any dialect (Transcribe's
+    /// transcript events included), and between two body chunks of OpenAI
+    /// or Polly speech audio (overridable per request with
     /// `x-mock-chunk-interval-ms`).
     #[serde(with = "humantime_serde")]
     pub chunk_interval: Duration,
     /// Fraction (0..=1) of requests to provider routes answered with
-    /// [`MockConfig::error_status`] (overridable with `x-mock-error-rate`).
+    /// [`MockConfig::error_status`] (overridable with `x-mock-error-rate`),
+    /// in each dialect's own error shape; the Google token endpoint answers
+    /// OAuth's `{"error","error_description"}`.
     pub error_rate: f64,
     /// HTTP status used for errors injected through `error_rate`.
     pub error_status: u16,
@@ -137,6 +153,9 @@ pub struct MockState {
 struct Inner {
     config: MockConfig,
     counters: stats::Counters,
+    /// Signs the Google access tokens this instance issues, so its Google
+    /// routes accept exactly those (see `google::token`).
+    google_token_key: [u8; 32],
 }
 
 impl MockState {
@@ -146,6 +165,7 @@ impl MockState {
             inner: Arc::new(Inner {
                 config,
                 counters: stats::Counters::default(),
+                google_token_key: rand::random(),
             }),
         }
     }
@@ -168,6 +188,11 @@ impl MockState {
 
     pub(crate) fn counters(&self) -> &stats::Counters {
         &self.inner.counters
+    }
+
+    /// The key signing this instance's Google access tokens.
+    pub(crate) fn google_token_key(&self) -> &[u8; 32] {
+        &self.inner.google_token_key
     }
 
     /// Whether the Anthropic, Gemini and Bedrock routes serve `model`.
@@ -202,12 +227,20 @@ impl Default for MockState {
 /// | `POST /model/{modelId}/converse-stream` | `application/vnd.amazon.eventstream` frames: `messageStart`, `contentBlockStart` (tool use), `contentBlockDelta`, `contentBlockStop`, `messageStop`, `metadata` |
 /// | `POST /openai/deployments/{deployment}/chat/completions?api-version=…` | Azure OpenAI: the `/v1/chat/completions` answer with the deployment as model; needs `api-key` (or a bearer token, 401) and `api-version` (400) |
 /// | `POST /openai/deployments/{deployment}/embeddings?api-version=…` | Azure OpenAI: the `/v1/embeddings` answer |
+/// | `POST /token` | Google OAuth: a form-encoded `jwt-bearer` grant whose RS256 assertion has `iss`, `scope`, `aud`, `iat`, `exp` (at most an hour, current; the signature is **not** verified) gets `{"access_token": "mock-google-…", "expires_in": 3599, "token_type": "Bearer"}`; errors `{"error": "invalid_grant", "error_description": …}` (400) |
+/// | `POST /v1/text:synthesize` | Google Text-to-Speech v1: `{"audioContent": base64}`, real `LINEAR16` (WAV), `MP3`, `OGG_OPUS`, `MULAW` or `ALAW` (WAV) audio as long as the text at `speakingRate`; needs a bearer token from `/token` (with the `cloud-platform` scope) or an API key (`x-goog-api-key` / `?key=`), else 401 `UNAUTHENTICATED` |
+/// | `POST /v1/speech:recognize`, `POST /v1p1beta1/speech:recognize` | Google Speech-to-Text: `audio.content` decoded and measured (at most 60 s; encoding, rate and channels must agree with a WAV/FLAC header; `MP3` only on v1p1beta1), `results[]` per sentence with `alternatives[0]` (`transcript`, `confidence`, `words` with `"1.500s"` times when `enableWordTimeOffsets`), `resultEndTime`, `languageCode`, and `totalBilledTime`; same credentials as Text-to-Speech |
+/// | `POST /v1/speech` | Amazon Polly `SynthesizeSpeech`: `mp3`, `ogg_opus`, `ogg_vorbis` (answered as Ogg Opus), `pcm` (raw 16-bit LE mono at `SampleRate`) audio streamed in chunks, or `json` speech marks; `x-amzn-RequestCharacters`; needs SigV4-looking `authorization` scoped to `polly` and `x-amz-date` (403); errors JSON `{"message"}` with `x-amzn-ErrorType` |
+/// | `POST /stream-transcription` | Amazon Transcribe streaming: signed event-stream envelopes of `AudioEvent`s in (CRCs, `:date`, `:chunk-signature` checked), `TranscriptEvent` messages out (partial then final results with `Items`); needs SigV4 scoped to `transcribe`, `x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-EVENTS` and the `x-amzn-transcribe-*` headers; bad frames are an in-stream `BadRequestException` |
 /// | `GET /healthz` | `200 ok` |
 /// | `GET /mock/stats` | [`MockStats`] as JSON |
 /// | `POST /mock/reset` | zeroes the counters, answers the zeroed [`MockStats`] |
 ///
 /// Errors come in each dialect's own shape (OpenAI's for the OpenAI and
-/// Azure routes). Any other path answers 404 with an OpenAI-shaped error body.
+/// Azure routes, Google's for Gemini and Google Cloud, AWS's for Bedrock,
+/// Polly and Transcribe). Any other path answers 404 with an OpenAI-shaped
+/// error body. See the `google`, `polly` and `transcribe` modules for the
+/// details of those dialects.
 pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -232,6 +265,21 @@ pub fn router(state: MockState) -> Router {
             post(azure::chat_completions),
         )
         .route("/openai/deployments/{deployment}/embeddings", post(azure::embeddings))
+        .route("/token", post(google::token::token))
+        .route("/v1/text:synthesize", post(google::tts::synthesize_speech))
+        .route(
+            "/v1/speech:recognize",
+            post(google::stt::recognize_v1).layer(google::stt::body_limit()),
+        )
+        .route(
+            "/v1p1beta1/speech:recognize",
+            post(google::stt::recognize_v1p1beta1).layer(google::stt::body_limit()),
+        )
+        .route("/v1/speech", post(polly::synthesize_speech))
+        .route(
+            "/stream-transcription",
+            post(transcribe::stream_transcription).layer(transcribe::body_limit()),
+        )
         .route("/healthz", get(healthz))
         .route("/mock/stats", get(stats::stats_handler))
         .route("/mock/reset", post(stats::reset_handler))

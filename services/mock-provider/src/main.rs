@@ -1,6 +1,8 @@
 //! `oneflow-mock-provider`: a deployable upstream speaking the OpenAI, Azure,
-//! Anthropic, Gemini and Bedrock dialects, with scripted latency, errors and
-//! stream cuts, for tests, demos and benchmarks.
+//! Anthropic, Gemini and Bedrock dialects and the audio dialects of Google
+//! Cloud (OAuth, Text-to-Speech, Speech-to-Text), Amazon Polly and Amazon
+//! Transcribe streaming, with scripted latency, errors and stream cuts, for
+//! tests, demos and benchmarks.
 
 /// mimalloc: fewer cycles in allocation than the system allocator on the hot path.
 #[global_allocator]

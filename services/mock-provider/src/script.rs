@@ -23,11 +23,15 @@
 //! | `x-mock-stream-error-after` | `mock_stream_error_after` | Anthropic, Gemini, Bedrock streams: after this many content chunks send the dialect's in-stream error and end |
 //! | `x-mock-stream-error-status` | `mock_stream_error_status` | which in-stream error, as the HTTP status it stands for (default: 529 Anthropic, 503 Gemini, 429 Bedrock) |
 //! | `x-mock-cached-tokens` | `mock_cached_tokens` | prompt tokens reported as read from the provider's prompt cache |
-//! | `x-mock-transcript` | — | audio transcriptions and translations: the text "heard" in the upload |
+//! | `x-mock-transcript` | — | audio transcriptions and translations, Google `speech:recognize`, Transcribe streaming: the text "heard" in the audio |
 //!
 //! The audio routes have no metadata map (speech bodies are strict JSON,
-//! uploads are multipart), so they read headers only; `x-mock-cut-after`
-//! counts body chunks of the speech audio there.
+//! uploads are multipart or event streams), so they read headers only;
+//! `x-mock-cut-after` counts body chunks of the speech audio for OpenAI
+//! speech and Polly, and transcript events for Transcribe, which also honours
+//! `x-mock-stream-error-after` / `-status` (default 429,
+//! `LimitExceededException`). `x-mock-reply`, `x-mock-tool-call` and
+//! `x-mock-cached-tokens` mean nothing to the audio routes.
 //!
 //! An unparsable directive value is answered with a 400 naming the directive,
 //! in the error shape of the dialect that was called.

@@ -108,7 +108,7 @@ fn check_voice(voice: &Voice) -> Result<(), ApiError> {
 
 /// Splits the audio into at least [`MIN_CHUNKS`] chunks (fewer only when
 /// there are fewer bytes) of at most [`MAX_CHUNK_BYTES`].
-fn split(audio: Bytes) -> Vec<Bytes> {
+pub(crate) fn split(audio: Bytes) -> Vec<Bytes> {
     let size = audio.len().div_ceil(MIN_CHUNKS).clamp(1, MAX_CHUNK_BYTES);
     let mut chunks = Vec::with_capacity(audio.len().div_ceil(size));
     let mut rest = audio;

@@ -5,8 +5,18 @@
 //! whether the gateway forwarded `traceparent` and stripped or set
 //! `Authorization`, how much audio a speech relay passed on), so the provider
 //! counts every request to a provider route. Counters are atomics so the hot path never blocks; only
-//! the last `traceparent` sits behind a short, uncontended mutex.
+//! the last `traceparent` and the per-model tally of the Google, Polly and
+//! Transcribe routes (never on the chat hot path) sit behind short,
+//! uncontended mutexes.
+//!
+//! The audio dialects of Google, Polly and Transcribe are counted twice: once
+//! per route as soon as the request arrives (`google_tts_requests` …), and
+//! once per route and model in [`MockStats::calls_by_model`] as soon as the
+//! request names its model (voice, recognition model or language), before
+//! any injected failure, so a test can tell which voice a fallback chain
+//! tried.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -24,8 +34,8 @@ pub struct MockStats {
     /// included), on `/v1/chat/completions` and on Azure's deployment route.
     pub chat_requests: u64,
     /// Streamed requests of any dialect: OpenAI/Azure `"stream": true`,
-    /// Anthropic `"stream": true`, Gemini `:streamGenerateContent` and
-    /// Bedrock `converse-stream`.
+    /// Anthropic `"stream": true`, Gemini `:streamGenerateContent`,
+    /// Bedrock `converse-stream` and Transcribe `stream-transcription`.
     pub stream_requests: u64,
     /// OpenAI-format embedding requests received (Azure's included).
     pub embedding_requests: u64,
@@ -36,8 +46,9 @@ pub struct MockStats {
     /// if it had none).
     pub last_traceparent: Option<String>,
     /// Whether the last request to a provider route carried an
-    /// `Authorization` header (Bedrock's SigV4 and Azure's Entra ID use it;
-    /// Anthropic, Gemini and Azure keys do not).
+    /// `Authorization` header (SigV4 for Bedrock, Polly and Transcribe,
+    /// Azure's Entra ID and Google's bearer tokens use it; Anthropic,
+    /// Gemini, Google API keys and Azure keys do not).
     pub last_authorization_present: bool,
     /// Anthropic Messages requests (`POST /v1/messages`).
     #[serde(default)]
@@ -59,10 +70,33 @@ pub struct MockStats {
     /// `POST /v1/audio/translations`.
     #[serde(default)]
     pub transcription_requests: u64,
-    /// Bytes of speech audio handed to the server for sending; a body cut by
-    /// `x-mock-cut-after` counts only the chunks before the cut.
+    /// Bytes of speech audio handed to the server for sending by OpenAI
+    /// speech, Polly and Google Text-to-Speech (decoded, not base64); a body
+    /// cut by `x-mock-cut-after` counts only the chunks before the cut.
     #[serde(default)]
     pub audio_bytes_served: u64,
+    /// Google OAuth token exchanges (`POST /token`), failed ones included.
+    #[serde(default)]
+    pub google_token_requests: u64,
+    /// Google Cloud Text-to-Speech requests (`POST /v1/text:synthesize`).
+    #[serde(default)]
+    pub google_tts_requests: u64,
+    /// Google Cloud Speech-to-Text requests (`POST /v1/speech:recognize`
+    /// and `/v1p1beta1/speech:recognize`).
+    #[serde(default)]
+    pub google_stt_requests: u64,
+    /// Amazon Polly `SynthesizeSpeech` requests (`POST /v1/speech`).
+    #[serde(default)]
+    pub polly_requests: u64,
+    /// Amazon Transcribe streaming requests (`POST /stream-transcription`).
+    #[serde(default)]
+    pub transcribe_requests: u64,
+    /// Requests per route and model of the Google, Polly and Transcribe
+    /// routes, keyed `google-tts/<voice.name, else voice.languageCode>`,
+    /// `google-stt/<config.model, else "default">`, `polly/<VoiceId>` and
+    /// `transcribe/<x-amzn-transcribe-language-code>`.
+    #[serde(default)]
+    pub calls_by_model: BTreeMap<String, u64>,
 }
 
 /// The live, shared counters behind [`MockStats`].
@@ -78,6 +112,12 @@ pub(crate) struct Counters {
     pub(crate) azure_requests: AtomicU64,
     pub(crate) speech_requests: AtomicU64,
     pub(crate) transcription_requests: AtomicU64,
+    pub(crate) google_token_requests: AtomicU64,
+    pub(crate) google_tts_requests: AtomicU64,
+    pub(crate) google_stt_requests: AtomicU64,
+    pub(crate) polly_requests: AtomicU64,
+    pub(crate) transcribe_requests: AtomicU64,
+    calls_by_model: Mutex<BTreeMap<String, u64>>,
     audio_bytes_served: AtomicU64,
     last_traceparent: Mutex<Option<String>>,
     last_authorization_present: AtomicBool,
@@ -93,6 +133,15 @@ impl Counters {
     pub(crate) fn add_audio_bytes(&self, bytes: usize) {
         self.audio_bytes_served
             .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts one request of `route` for `model` in `calls_by_model`.
+    pub(crate) fn count_model(&self, route: &str, model: &str) {
+        let mut calls = self
+            .calls_by_model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *calls.entry(format!("{route}/{model}")).or_default() += 1;
     }
 
     /// Remembers the tracing and auth headers of a provider request.
@@ -136,6 +185,16 @@ impl Counters {
             speech_requests: self.speech_requests.load(Ordering::Relaxed),
             transcription_requests: self.transcription_requests.load(Ordering::Relaxed),
             audio_bytes_served: self.audio_bytes_served.load(Ordering::Relaxed),
+            google_token_requests: self.google_token_requests.load(Ordering::Relaxed),
+            google_tts_requests: self.google_tts_requests.load(Ordering::Relaxed),
+            google_stt_requests: self.google_stt_requests.load(Ordering::Relaxed),
+            polly_requests: self.polly_requests.load(Ordering::Relaxed),
+            transcribe_requests: self.transcribe_requests.load(Ordering::Relaxed),
+            calls_by_model: self
+                .calls_by_model
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 
@@ -152,6 +211,15 @@ impl Counters {
         self.speech_requests.store(0, Ordering::Relaxed);
         self.transcription_requests.store(0, Ordering::Relaxed);
         self.audio_bytes_served.store(0, Ordering::Relaxed);
+        self.google_token_requests.store(0, Ordering::Relaxed);
+        self.google_tts_requests.store(0, Ordering::Relaxed);
+        self.google_stt_requests.store(0, Ordering::Relaxed);
+        self.polly_requests.store(0, Ordering::Relaxed);
+        self.transcribe_requests.store(0, Ordering::Relaxed);
+        self.calls_by_model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         self.last_authorization_present.store(false, Ordering::Relaxed);
         *self
             .last_traceparent
@@ -189,6 +257,10 @@ mod tests {
         Counters::bump(&counters.transcription_requests);
         counters.add_audio_bytes(1000);
         counters.add_audio_bytes(24);
+        Counters::bump(&counters.polly_requests);
+        counters.count_model("polly", "Joanna");
+        counters.count_model("polly", "Joanna");
+        counters.count_model("google-tts", "en-US");
 
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-aa-bb-01"));
@@ -206,6 +278,9 @@ mod tests {
         assert_eq!(stats.speech_requests, 1);
         assert_eq!(stats.transcription_requests, 1);
         assert_eq!(stats.audio_bytes_served, 1024);
+        assert_eq!(stats.polly_requests, 1);
+        assert_eq!(stats.calls_by_model["polly/Joanna"], 2);
+        assert_eq!(stats.calls_by_model["google-tts/en-US"], 1);
         assert_eq!(stats.last_traceparent.as_deref(), Some("00-cc-dd-01"));
         assert!(stats.last_authorization_present);
 
@@ -228,5 +303,7 @@ mod tests {
         assert_eq!(stats.azure_requests, 0);
         assert_eq!(stats.speech_requests, 0);
         assert_eq!(stats.audio_bytes_served, 0);
+        assert_eq!(stats.transcribe_requests, 0);
+        assert!(stats.calls_by_model.is_empty());
     }
 }

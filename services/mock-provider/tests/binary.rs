@@ -154,3 +154,51 @@ async fn audio_routes_stream_and_accept_uploads_over_http() {
     assert_eq!(stats["transcription_requests"], 1);
     assert!(stats["audio_bytes_served"].as_u64().unwrap() > audio.len() as u64);
 }
+
+/// Polly streams its audio over a real connection, and the Google token
+/// endpoint is reachable with a form body; the stats name the voice.
+#[tokio::test]
+async fn polly_and_google_token_over_http() {
+    let svc = oneflow_test_support::spawn("oneflow-mock-provider", &["--listen", "127.0.0.1:0"], &[]).await;
+    let client = reqwest::Client::new();
+    let mut response = client
+        .post(format!("{}/v1/speech", svc.url()))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/polly/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcd",
+        )
+        .header("x-amz-date", "20250101T000000Z")
+        .json(&serde_json::json!({"OutputFormat": "mp3", "Text": "Hello from Polly.", "VoiceId": "Joanna"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/mpeg");
+    assert_eq!(response.headers()["x-amzn-requestcharacters"], "17");
+    let mut chunks = 0;
+    while response.chunk().await.unwrap().is_some() {
+        chunks += 1;
+    }
+    assert!(chunks >= 4, "{chunks} chunks");
+
+    let token = client
+        .post(format!("{}/token", svc.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 400);
+    let error: serde_json::Value = token.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_grant");
+
+    let stats: serde_json::Value = reqwest::get(format!("{}/mock/stats", svc.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["polly_requests"], 1);
+    assert_eq!(stats["google_token_requests"], 1);
+    assert_eq!(stats["calls_by_model"]["polly/Joanna"], 1);
+}

@@ -285,6 +285,7 @@ fn provider(name: &str, kind: ProviderKind, base_url: String, key_env: Option<&s
         api_key_file: None,
         api_version: None,
         region: None,
+        ..ProviderConfig::default()
     }
 }
 
@@ -337,6 +338,7 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
         api_key_file: None,
         api_version: None,
         region: None,
+        ..ProviderConfig::default()
     });
     add(&mut router, &mut pricing, "mock", MOCK);
     if env("OPENAI_API_KEY").is_some() {

@@ -32,6 +32,10 @@ pub struct OneflowConfig {
     pub limits: oneflow_billing::LimitsConfig,
     /// The built-in mock provider.
     pub mock: MockConfig,
+    /// The speech cache: `store` empty keeps it in `{data_dir}/audio-cache`,
+    /// `off` turns it off, anything else is used as the gateway's
+    /// `[audio_cache] store` (`s3://…`, `gs://…`, a directory).
+    pub audio_cache: oneflow_gateway::AudioCacheConfig,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
 }
@@ -45,6 +49,7 @@ impl Default for OneflowConfig {
             admin_credits: 1000,
             limits: oneflow_billing::LimitsConfig::default(),
             mock: MockConfig::default(),
+            audio_cache: oneflow_gateway::AudioCacheConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -122,8 +127,15 @@ pub async fn start(
     .await?;
     router_config.billing = Some(client(billing.local_addr()?));
     let router = oneflow_router::App::build(router_config).await?;
+    let mut audio_cache = config.audio_cache.clone();
+    match audio_cache.store.trim() {
+        "" => audio_cache.store = data.join("audio-cache").display().to_string(),
+        "off" => audio_cache.store.clear(),
+        _ => {}
+    }
     let gateway = oneflow_gateway::App::build(oneflow_gateway::GatewayConfig {
         server: config.server.clone(),
+        audio_cache,
         auth: client(auth.local_addr()?),
         billing: client(billing.local_addr()?),
         router: client(router.local_addr()?),

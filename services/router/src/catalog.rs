@@ -26,11 +26,30 @@ pub struct Provider {
     pub api_key: Option<Secret>,
     /// Azure/Anthropic/Gemini API version.
     pub api_version: Option<String>,
-    /// Bedrock: the region and the credentials to sign with.
+    /// Bedrock, Polly, Transcribe: the region and the credentials to sign with.
     pub aws: Option<Aws>,
+    /// Google: the service-account key and its cached OAuth token (`None`
+    /// with an API key instead).
+    pub google: Option<GoogleAuth>,
+    /// Voices for providers that do not speak OpenAI's voice names.
+    pub voices: Arc<oneflow_audio::VoiceMap>,
+    /// Language assumed by speech-to-text when the client names none.
+    pub default_language: String,
+    /// Google Speech-to-Text's recognition model.
+    pub recognition_model: Option<String>,
 }
 
-/// What a Bedrock provider signs its requests with.
+/// A Google service account and the token it last obtained. The lock is
+/// held while a token is fetched, so one refresh runs at a time.
+#[derive(Debug)]
+pub struct GoogleAuth {
+    /// The parsed key (its private part never printed).
+    pub key: oneflow_audio::google::auth::ServiceAccountKey,
+    /// The current token.
+    pub tokens: tokio::sync::Mutex<oneflow_audio::google::auth::TokenCache>,
+}
+
+/// What an AWS provider signs its requests with.
 #[derive(Debug)]
 pub struct Aws {
     /// Region, e.g. `us-east-1`.
@@ -179,6 +198,7 @@ impl Catalog {
         let carried: HashMap<&str, &Arc<Deployment>> = previous
             .map(|p| p.deployments.iter().map(|d| (d.name.as_str(), d)).collect())
             .unwrap_or_default();
+        let voices = Arc::new(oneflow_audio::VoiceMap::with_overrides(config.voices.clone()));
         let mut providers = HashMap::new();
         for p in &config.providers {
             let api_key = match (&p.api_key_file, &p.api_key_env) {
@@ -191,7 +211,10 @@ impl Catalog {
                 (None, None) => None,
             };
             let bad = |why: &str| CatalogError::Provider(p.name.clone(), why.to_owned());
-            let aws = if p.kind == ProviderKind::Bedrock {
+            let aws = if matches!(
+                p.kind,
+                ProviderKind::Bedrock | ProviderKind::Polly | ProviderKind::Transcribe
+            ) {
                 let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
                 let region = oneflow_aws::resolve_region(p.region.as_deref(), env).map_err(|e| bad(&e.to_string()))?;
                 let credentials = oneflow_aws::Credentials::from_env(env).map_err(|e| bad(&e.to_string()))?;
@@ -199,7 +222,29 @@ impl Catalog {
             } else {
                 None
             };
-            if p.base_url.is_empty() && p.kind != ProviderKind::Bedrock {
+            let google = match (&p.credentials_file, p.kind) {
+                (Some(file), ProviderKind::Google) => {
+                    let json = std::fs::read(file).map_err(|_| CatalogError::Credential(p.name.clone()))?;
+                    let key = oneflow_audio::google::auth::ServiceAccountKey::from_json(&json)
+                        .map_err(|e| bad(&format!("credentials_file: {e}")))?;
+                    Some(GoogleAuth {
+                        key,
+                        tokens: tokio::sync::Mutex::new(oneflow_audio::google::auth::TokenCache::default()),
+                    })
+                }
+                (Some(_), _) => return Err(bad("credentials_file is for Google providers")),
+                (None, ProviderKind::Google) if api_key.is_none() => {
+                    return Err(bad(
+                        "Google needs credentials_file (a service-account key) or an API key",
+                    ));
+                }
+                (None, _) => None,
+            };
+            let default_endpoint = matches!(
+                p.kind,
+                ProviderKind::Bedrock | ProviderKind::Google | ProviderKind::Polly | ProviderKind::Transcribe
+            );
+            if p.base_url.is_empty() && !default_endpoint {
                 return Err(bad("base_url is required"));
             }
             if p.kind == ProviderKind::Azure && p.api_version.is_none() {
@@ -212,6 +257,10 @@ impl Catalog {
                 api_key,
                 api_version: p.api_version.clone(),
                 aws,
+                google,
+                voices: voices.clone(),
+                default_language: p.default_language.clone().unwrap_or_else(|| "en-US".to_owned()),
+                recognition_model: p.recognition_model.clone(),
             };
             if providers.insert(p.name.clone(), Arc::new(provider)).is_some() {
                 return Err(CatalogError::Duplicate {

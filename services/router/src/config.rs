@@ -9,12 +9,13 @@ use oneflow_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 
 /// Wire protocol a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI itself or any server speaking its API (Ollama, vLLM, Groq,
     /// Mistral, DeepSeek, Together, the mock…). `openai` is an alias.
     #[serde(alias = "openai")]
+    #[default]
     OpenaiCompatible,
     /// Azure OpenAI: `base_url` is the resource (`https://NAME.openai.azure.com`),
     /// `upstream_model` the Azure deployment name, `api_version` required.
@@ -26,10 +27,19 @@ pub enum ProviderKind {
     /// AWS Bedrock Converse: `region` (or `AWS_REGION`), credentials from the
     /// AWS environment variables; `base_url` only to override the endpoint.
     Bedrock,
+    /// Google Cloud Text-to-Speech and Speech-to-Text (speech and
+    /// transcription models): a service-account key (`credentials_file`) or
+    /// an API key; `base_url` only to override both endpoints.
+    Google,
+    /// Amazon Polly (speech models): like `bedrock` for region and credentials.
+    Polly,
+    /// Amazon Transcribe streaming (transcription models): like `bedrock` for
+    /// region and credentials.
+    Transcribe,
 }
 
 /// An upstream account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Unique name, referenced by deployments.
@@ -53,6 +63,17 @@ pub struct ProviderConfig {
     /// File holding the API key (a mounted secret).
     #[serde(default)]
     pub api_key_file: Option<String>,
+    /// Google: the service-account JSON key file (a mounted secret); its
+    /// OAuth token is fetched and refreshed by the router.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// Google Speech-to-Text and Transcribe: the language (BCP-47, `en-US`)
+    /// assumed when the client names none.
+    #[serde(default)]
+    pub default_language: Option<String>,
+    /// Google Speech-to-Text: its recognition `model` (`latest_long`, …).
+    #[serde(default)]
+    pub recognition_model: Option<String>,
 }
 
 /// A provider + upstream model pair that can serve requests.
@@ -318,6 +339,9 @@ pub struct RouterConfig {
     pub reload: ReloadConfig,
     /// Active health probes.
     pub health: HealthConfig,
+    /// OpenAI voice names → Google and Polly voices, laid over the built-in
+    /// table (`[voices.alloy] polly = { voice_id = "Joanna", engine = "neural" }`).
+    pub voices: oneflow_audio::VoiceMap,
     /// Logs, metrics, traces.
     pub telemetry: TelemetryConfig,
 }
@@ -336,6 +360,7 @@ impl Default for RouterConfig {
             cache: CacheConfig::default(),
             reload: ReloadConfig::default(),
             health: HealthConfig::default(),
+            voices: oneflow_audio::VoiceMap::empty(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -95,7 +95,12 @@ pub fn multipart(upload: &Upload<'_>) -> (String, Bytes) {
 }
 
 /// The audio routes of the OpenAI-compatible and Azure families.
-fn audio_request(dep: &Deployment, op: Op, body: &Bytes, content_type: &str) -> Result<Prepared, UpstreamError> {
+pub(crate) fn audio_request(
+    dep: &Deployment,
+    op: Op,
+    body: &Bytes,
+    content_type: &str,
+) -> Result<Prepared, UpstreamError> {
     let p = &dep.provider;
     let tail = match op {
         Op::Speech => "audio/speech",
@@ -184,7 +189,7 @@ fn family(kind: ProviderKind) -> Option<Family> {
         ProviderKind::Azure => Some(Family::Azure),
         ProviderKind::Anthropic => Some(Family::Anthropic),
         ProviderKind::Gemini => Some(Family::Gemini),
-        ProviderKind::Bedrock => None,
+        ProviderKind::Bedrock | ProviderKind::Google | ProviderKind::Polly | ProviderKind::Transcribe => None,
     }
 }
 
@@ -219,10 +224,16 @@ fn adapter_error(e: AdapterError) -> UpstreamError {
     }
 }
 
-fn aws_error(e: oneflow_aws::AwsError) -> UpstreamError {
+pub(crate) fn aws_error(e: oneflow_aws::AwsError) -> UpstreamError {
     match e {
         oneflow_aws::AwsError::Invalid(message) => UpstreamError::Unsupported(message),
         oneflow_aws::AwsError::Protocol(_) => UpstreamError::Protocol,
+        oneflow_aws::AwsError::Upstream { status, code, message } => UpstreamError::Status {
+            status,
+            message,
+            code: Some(code),
+            retry_after: None,
+        },
         other => UpstreamError::Config(other.to_string()),
     }
 }
@@ -240,6 +251,14 @@ pub fn prepare(
 ) -> Result<Prepared, UpstreamError> {
     if matches!(op, Op::Speech | Op::Transcription { .. }) {
         return audio_request(dep, op, body, content_type);
+    }
+    if matches!(
+        dep.provider.kind,
+        ProviderKind::Google | ProviderKind::Polly | ProviderKind::Transcribe
+    ) {
+        return Err(UpstreamError::Unsupported(
+            "model: Google Cloud speech, Polly and Transcribe deployments serve audio only".to_owned(),
+        ));
     }
     if let Some(family) = family(dep.provider.kind) {
         let t = target(dep, default_max_tokens);
@@ -292,6 +311,36 @@ pub async fn error(dep: &Deployment, resp: reqwest::Response) -> UpstreamError {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = resp.bytes().await.unwrap_or_default();
+    let aws_answer = |(status, code, message): (u16, String, String)| UpstreamError::Status {
+        status,
+        message,
+        code: Some(code),
+        retry_after,
+    };
+    match dep.provider.kind {
+        ProviderKind::Google => {
+            let e = oneflow_audio::google::parse_error(&body);
+            return UpstreamError::Status {
+                status,
+                message: e
+                    .as_ref()
+                    .map_or_else(|| format!("Google Cloud answered HTTP {status}"), |e| e.message.clone()),
+                code: e.map(|e| e.status.to_ascii_lowercase()),
+                retry_after,
+            };
+        }
+        ProviderKind::Polly => {
+            return aws_answer(oneflow_aws::polly::error_from(status, error_type.as_deref(), &body));
+        }
+        ProviderKind::Transcribe => {
+            return aws_answer(oneflow_aws::transcribe::error_from(
+                status,
+                error_type.as_deref(),
+                &body,
+            ));
+        }
+        _ => {}
+    }
     match family(dep.provider.kind) {
         Some(family) => {
             let e = providers::error_from(family, status, &body);
@@ -498,7 +547,9 @@ pub fn probe(client: &reqwest::Client, dep: &Deployment) -> Option<reqwest::Requ
                 .get(format!("{}/{version}/models", p.base_url))
                 .header("x-goog-api-key", key.unwrap_or_default())
         }
-        ProviderKind::Bedrock => return None,
+        ProviderKind::Bedrock | ProviderKind::Google | ProviderKind::Polly | ProviderKind::Transcribe => {
+            return None;
+        }
     };
     Some(req)
 }

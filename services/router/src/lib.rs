@@ -2,6 +2,7 @@
 //! (public models → fallback chains of deployments), circuit breakers and
 //! passive health, and talks to upstream providers so no other service does.
 
+mod audio;
 mod cache;
 mod catalog;
 mod config;

@@ -20,6 +20,7 @@ use tonic::{Code, Request, Response, Status};
 
 use arc_swap::ArcSwap;
 
+use crate::audio::{self, Payload, Reply};
 use crate::cache::ResponseCache;
 use crate::catalog::{Catalog, Deployment, Model, dec, inc};
 use crate::config::{HitBilling, ModelOperation, TimeoutConfig};
@@ -45,14 +46,7 @@ struct ModelCall {
     body: Map<String, Value>,
     model: Arc<Model>,
     /// A speech-to-text upload (then `body` is empty).
-    upload: Option<AudioUpload>,
-}
-
-/// The file and form fields of a transcription or translation.
-struct AudioUpload {
-    audio: Vec<u8>,
-    filename: String,
-    fields: std::collections::HashMap<String, String>,
+    upload: Option<audio::Upload>,
 }
 
 fn invalid(param: &str, message: impl Into<String>) -> Status {
@@ -217,6 +211,8 @@ fn subject(meta: Option<&pb::RequestMeta>) -> &str {
 struct Dispatched {
     dep: Arc<Deployment>,
     resp: reqwest::Response,
+    /// How to read `resp` (audio dialects translate it).
+    reply: Reply,
     attempts: u32,
     variant: Option<String>,
 }
@@ -405,22 +401,13 @@ impl RouterGrpc {
                 continue;
             };
             attempts += 1;
-            let (content_type, bytes) = match &call.upload {
-                Some(u) => dialect::multipart(&dialect::Upload {
-                    audio: &u.audio,
-                    filename: &u.filename,
-                    model: &dep.upstream_model,
-                    fields: &u.fields,
-                }),
-                // Speech goes upstream as OpenAI's JSON with the deployment's model.
-                None if op == Op::Speech => {
-                    let mut body = call.body.clone();
-                    body.insert("model".into(), Value::String(dep.upstream_model.clone()));
-                    ("application/json".to_owned(), to_bytes(&body)?)
-                }
-                // Chat and embeddings: each dialect sets the upstream model
-                // and, for streams, asks for usage (`oneflow-providers`).
-                None => ("application/json".to_owned(), encoded.clone()),
+            // Audio is shaped per deployment (`audio::prepare`); chat and
+            // embeddings: each dialect sets the upstream model and, for
+            // streams, asks for usage (`oneflow-providers`).
+            let payload = match (&call.upload, op) {
+                (Some(u), _) => Some(Payload::Upload(u)),
+                (None, Op::Speech) => Some(Payload::Speech(&call.body)),
+                (None, _) => None,
             };
             let start = Instant::now();
             inc(&dep.stats.in_flight);
@@ -430,13 +417,22 @@ impl RouterGrpc {
             let first_token = self.timeouts.first_token;
             let max_out = call.model.max_output_tokens;
             let result = oneflow_resilience::retry(&self.retry, |attempt| {
-                let (bytes, content_type) = (&bytes, content_type.as_str());
+                let (encoded, payload) = (&encoded, payload.as_ref());
                 async move {
                     if attempt > 1 {
                         metrics::counter!("oneflow_router_retries_total", "deployment" => dep.name.clone())
                             .increment(1);
                     }
-                    let sent = self.upstream.send(dep, op, bytes, stream, max_out, content_type);
+                    let sent = async {
+                        match payload {
+                            Some(payload) => self.upstream.send_audio(dep, op, payload, stream).await,
+                            None => self
+                                .upstream
+                                .send(dep, op, encoded, stream, max_out, "application/json")
+                                .await
+                                .map(|resp| (resp, Reply::Raw)),
+                        }
+                    };
                     let outcome = if stream {
                         tokio::time::timeout(first_token, sent)
                             .await
@@ -452,13 +448,14 @@ impl RouterGrpc {
             dec(&dep.stats.in_flight);
             let elapsed = start.elapsed().as_secs_f64() * 1000.0;
             match result {
-                Ok(resp) => {
+                Ok((resp, reply)) => {
                     permit.success();
                     crate::catalog::publish_breaker(dep);
                     dep.stats.record(elapsed, false);
                     return Ok(Dispatched {
                         dep: dep.clone(),
                         resp,
+                        reply,
                         attempts,
                         variant,
                     });
@@ -723,7 +720,20 @@ impl RouterService for RouterGrpc {
         let call = parse_call(&self.catalog.load(), &r.body, ModelOperation::Speech, "input")?;
         let dispatched = self.dispatch(&call, r.meta.as_ref(), Op::Speech, true).await?;
         let route = dispatched.route();
-        let Dispatched { dep, resp, .. } = dispatched;
+        let Dispatched { dep, resp, reply, .. } = dispatched;
+        // Google answers JSON around the whole audio: read and decoded here,
+        // so an unreadable answer is still an error status, not a cut stream.
+        let (whole, prefix) = match reply {
+            Reply::GoogleSpeech(format) => {
+                let body = Upstream::body(resp).await.map_err(upstream_status)?;
+                (
+                    Some(audio::google_speech(&body, format).map_err(upstream_status)?),
+                    None,
+                )
+            }
+            Reply::Prefixed(prefix) => (None, Some((Some(prefix), resp))),
+            _ => (None, Some((None, resp))),
+        };
         let (first_byte, total) = (self.timeouts.first_token, self.timeouts.stream_total);
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(async move {
@@ -734,23 +744,35 @@ impl RouterService for RouterGrpc {
             if !send(Event::Route(route)).await || !send(Event::ContentType(content_type.to_owned())).await {
                 return;
             }
-            let body = with_deadlines(resp.bytes_stream(), first_byte, total);
-            let mut body = std::pin::pin!(body);
             let mut failure = None;
-            while let Some(item) = body.next().await {
-                match item {
-                    Ok(Ok(bytes)) => {
-                        if !send(Event::Audio(bytes.to_vec())).await {
-                            return;
+            if let Some(audio) = whole
+                && !send(Event::Audio(audio.to_vec())).await
+            {
+                return;
+            }
+            if let Some((prefix, resp)) = prefix {
+                if let Some(prefix) = prefix
+                    && !send(Event::Audio(prefix.to_vec())).await
+                {
+                    return;
+                }
+                let body = with_deadlines(resp.bytes_stream(), first_byte, total);
+                let mut body = std::pin::pin!(body);
+                while let Some(item) = body.next().await {
+                    match item {
+                        Ok(Ok(bytes)) => {
+                            if !send(Event::Audio(bytes.to_vec())).await {
+                                return;
+                            }
                         }
-                    }
-                    Ok(Err(_)) => {
-                        failure = Some("the upstream audio stream broke off".to_owned());
-                        break;
-                    }
-                    Err(deadline) => {
-                        failure = Some(deadline.to_string());
-                        break;
+                        Ok(Err(_)) => {
+                            failure = Some("the upstream audio stream broke off".to_owned());
+                            break;
+                        }
+                        Err(deadline) => {
+                            failure = Some(deadline.to_string());
+                            break;
+                        }
                     }
                 }
             }
@@ -809,7 +831,7 @@ impl RouterService for RouterGrpc {
         let call = ModelCall {
             body: Map::new(),
             model,
-            upload: Some(AudioUpload {
+            upload: Some(audio::Upload {
                 audio: r.audio,
                 filename: if r.filename.is_empty() {
                     format!("audio.{}", info.format.extension())
@@ -817,19 +839,65 @@ impl RouterService for RouterGrpc {
                     r.filename
                 },
                 fields: r.fields,
+                info,
             }),
         };
         let op = Op::Transcription { translate: r.translate };
         let d = self.dispatch(&call, r.meta.as_ref(), op, false).await?;
         let route = d.route();
-        let content_type = d
-            .resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json")
-            .to_owned();
-        let body = Upstream::body(d.resp).await.map_err(upstream_status)?;
+        let Dispatched { dep, resp, reply, .. } = d;
+        let (content_type, body) = match reply {
+            Reply::GoogleTranscript { call, request } => {
+                let body = Upstream::body(resp).await.map_err(upstream_status)?;
+                audio::google_transcript(&body, &call, &request).map_err(upstream_status)?
+            }
+            Reply::Transcribe { mut decoder, request } => {
+                let mut body = resp.bytes_stream();
+                let mut failure = None;
+                while let Some(chunk) = body.next().await {
+                    match chunk {
+                        Ok(bytes) => {
+                            if let Err(e) = decoder.feed(&bytes) {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
+                        Err(_) => {
+                            failure = Some(oneflow_aws::AwsError::Protocol(
+                                "the transcript stream broke off".to_owned(),
+                            ));
+                            break;
+                        }
+                    }
+                }
+                let transcript = match failure {
+                    Some(e) => Err(e),
+                    None => decoder.finish(),
+                };
+                match transcript {
+                    Ok(t) => audio::render(&t, &request),
+                    Err(e) => {
+                        // An exception inside the stream: the provider failed
+                        // after answering 200, so its breaker hears of it.
+                        if let Ok(p) = dep.breaker.try_acquire()
+                            && e.http_status() >= 500
+                        {
+                            p.failure();
+                        }
+                        return Err(upstream_status(dialect::aws_error(e)));
+                    }
+                }
+            }
+            _ => {
+                let content_type = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/json")
+                    .to_owned();
+                (content_type, Upstream::body(resp).await.map_err(upstream_status)?)
+            }
+        };
         Ok(Response::new(pb::TranscriptionResponse {
             route: Some(route),
             body: body.to_vec(),

@@ -1,13 +1,15 @@
 //! Calls to OpenAI-compatible upstreams and the classification of what went
 //! wrong, which decides fall-over (5xx, 429, timeouts, connection errors) versus
 //! returning at once (a 4xx the client caused).
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use oneflow_audio::google::auth::{AccessToken, TokenState};
 use oneflow_resilience::Retryable;
 use serde::Deserialize;
 
-use crate::catalog::Deployment;
+use crate::audio::{self, Payload, Reply};
+use crate::catalog::{Deployment, GoogleAuth};
 use crate::dialect::{self, Op};
 
 /// Why an upstream call failed.
@@ -123,6 +125,99 @@ impl Upstream {
         } else {
             Err(dialect::error(deployment, resp).await)
         }
+    }
+
+    /// Sends an audio request to `deployment` in its provider's dialect;
+    /// returns the answer with how to read it. `stream` answers (speech) get
+    /// no overall timeout here, like chat streams.
+    pub async fn send_audio(
+        &self,
+        deployment: &Deployment,
+        op: Op,
+        payload: &Payload<'_>,
+        stream: bool,
+    ) -> Result<(reqwest::Response, Reply), UpstreamError> {
+        let token = match &deployment.provider.google {
+            Some(google) => Some(self.google_token(google).await?),
+            None => None,
+        };
+        let (prepared, reply) = audio::prepare(deployment, op, payload, token.as_ref(), SystemTime::now())?;
+        let mut headers = prepared.headers;
+        oneflow_telemetry::inject_http(&mut headers);
+        let mut req = self.client.post(prepared.url).headers(headers).body(prepared.body);
+        if !stream || matches!(reply, Reply::GoogleSpeech(_)) {
+            req = req.timeout(self.read_timeout);
+        }
+        let resp = req.send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+        if resp.status().is_success() {
+            return Ok((resp, reply));
+        }
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(google) = &deployment.provider.google
+        {
+            // The token was revoked or the clock is off: fetch a new one next time.
+            google.tokens.lock().await.clear();
+        }
+        Err(dialect::error(deployment, resp).await)
+    }
+
+    /// A Google access token: the cached one while it is fresh, else a new
+    /// one (one fetch at a time; inside the refresh margin a failed fetch
+    /// falls back to the still-valid token).
+    async fn google_token(&self, google: &GoogleAuth) -> Result<AccessToken, UpstreamError> {
+        let mut tokens = google.tokens.lock().await;
+        let stale = match tokens.state(SystemTime::now()) {
+            TokenState::Fresh(token) => return Ok(token.clone()),
+            TokenState::Refresh(token) => Some(token.clone()),
+            TokenState::Missing | TokenState::Expired => None,
+        };
+        match self.fetch_google_token(google).await {
+            Ok(token) => {
+                tokens.store(token.clone());
+                Ok(token)
+            }
+            Err(e) => match stale {
+                Some(token) => {
+                    tracing::warn!(error = %e, "Google token refresh failed; using the current token until it expires");
+                    Ok(token)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn fetch_google_token(&self, google: &GoogleAuth) -> Result<AccessToken, UpstreamError> {
+        metrics::counter!("oneflow_router_google_token_fetches_total").increment(1);
+        let request = google
+            .key
+            .token_request(SystemTime::now())
+            .and_then(oneflow_audio::google::auth::TokenRequest::into_http)
+            .map_err(|e| UpstreamError::Config(e.to_string()))?;
+        let (parts, body) = request.into_parts();
+        let resp = self
+            .client
+            .post(parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .timeout(self.read_timeout)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+        oneflow_audio::google::auth::parse_token_response(&body, SystemTime::now()).map_err(|e| {
+            if status == 429 || status >= 500 {
+                // The token endpoint is down, not the key wrong: the provider failed.
+                UpstreamError::Status {
+                    status: 503,
+                    message: "Google's token endpoint is unavailable".to_owned(),
+                    code: Some("upstream_auth_unavailable".to_owned()),
+                    retry_after: None,
+                }
+            } else {
+                UpstreamError::Config(format!("Google refused the service account: {e}"))
+            }
+        })
     }
 
     /// Whether the deployment's provider answers a cheap authenticated

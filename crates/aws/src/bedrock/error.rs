@@ -3,10 +3,9 @@
 //! One table serves both the non-streaming errors (typed by the `x-amzn-ErrorType` header)
 //! and the exceptions inside a ConverseStream (typed by `:exception-type`, camelCase).
 
-use serde_json::Value;
-
-/// Longest upstream message passed on; AWS messages are short, anything longer is noise.
-const MAX_MESSAGE_CHARS: usize = 1024;
+use crate::upstream::{
+    capitalise, fallback_status, http_error, is_credential_failure, normalise_type, payload_message, truncate,
+};
 
 /// Maps a failed Bedrock call to `(status to report, code, message)`.
 ///
@@ -16,24 +15,11 @@ const MAX_MESSAGE_CHARS: usize = 1024;
 /// AWS gave none. The message is AWS's `message`, truncated, except for credential failures,
 /// which get a fixed message because AWS's may quote the signed request.
 pub fn error_from(status: u16, error_type_header: Option<&str>, body: &[u8]) -> (u16, String, String) {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
-    let error_type = error_type_header
-        .map(normalise_type)
-        .filter(|t| !t.is_empty())
-        .or_else(|| {
-            json.as_ref()
-                .and_then(|j| j.get("__type").or_else(|| j.get("code")))
-                .and_then(Value::as_str)
-                .map(normalise_type)
-                .filter(|t| !t.is_empty())
-        });
-    let message = json
-        .as_ref()
-        .and_then(|j| j.get("message").or_else(|| j.get("Message")))
-        .and_then(Value::as_str)
-        .map(truncate)
+    let parts = http_error(error_type_header, body);
+    let message = parts
+        .message
         .unwrap_or_else(|| format!("Bedrock returned HTTP {status}"));
-    match error_type {
+    match parts.error_type {
         Some(error_type) => classify(&error_type, Some(status), message),
         None => (fallback_status(status), "HttpError".into(), message),
     }
@@ -42,13 +28,7 @@ pub fn error_from(status: u16, error_type_header: Option<&str>, body: &[u8]) -> 
 /// Maps an in-stream exception (`:exception-type`, e.g. `throttlingException`) and its
 /// payload (`{"message": ...}`).
 pub(crate) fn stream_exception(exception_type: &str, payload: &[u8]) -> (u16, String, String) {
-    let message = serde_json::from_slice::<Value>(payload)
-        .ok()
-        .as_ref()
-        .and_then(|j| j.get("message").or_else(|| j.get("Message")))
-        .and_then(Value::as_str)
-        .map(truncate)
-        .unwrap_or_else(|| format!("Bedrock stream failed with {exception_type}"));
+    let message = payload_message(payload).unwrap_or_else(|| format!("Bedrock stream failed with {exception_type}"));
     classify(&capitalise(&normalise_type(exception_type)), None, message)
 }
 
@@ -64,6 +44,13 @@ pub(crate) fn stream_error(code: &str, message: &str) -> (u16, String, String) {
 }
 
 fn classify(error_type: &str, upstream_status: Option<u16>, message: String) -> (u16, String, String) {
+    if is_credential_failure(error_type) {
+        return (
+            502,
+            error_type.to_owned(),
+            format!("Bedrock rejected the gateway's AWS credentials ({error_type})"),
+        );
+    }
     let status = match error_type {
         "ThrottlingException" | "ServiceQuotaExceededException" | "TooManyRequestsException" => 429,
         "ValidationException" | "SerializationException" => 400,
@@ -72,48 +59,9 @@ fn classify(error_type: &str, upstream_status: Option<u16>, message: String) -> 
         "ModelTimeoutException" | "ServiceUnavailableException" | "ModelNotReadyException" => 503,
         "InternalServerException" | "InternalFailure" => 500,
         "ModelErrorException" | "ModelStreamErrorException" => 502,
-        "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "SignatureDoesNotMatch"
-        | "IncompleteSignatureException"
-        | "InvalidClientTokenId"
-        | "ExpiredTokenException"
-        | "MissingAuthenticationTokenException" => {
-            return (
-                502,
-                error_type.to_owned(),
-                format!("Bedrock rejected the gateway's AWS credentials ({error_type})"),
-            );
-        }
         _ => upstream_status.map_or(502, fallback_status),
     };
     (status, error_type.to_owned(), message)
-}
-
-/// Keeps the upstream status when it is an error status, else reports a bad gateway.
-fn fallback_status(status: u16) -> u16 {
-    if (400..600).contains(&status) { status } else { 502 }
-}
-
-/// `ThrottlingException:http://...` and `com.amazon...#ThrottlingException` → `ThrottlingException`.
-fn normalise_type(raw: &str) -> String {
-    let raw = raw.split(':').next().unwrap_or_default();
-    raw.rsplit('#').next().unwrap_or_default().trim().to_owned()
-}
-
-fn capitalise(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-fn truncate(message: &str) -> String {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => format!("{}…", &message[..cut]),
-        None => message.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -183,6 +131,6 @@ mod tests {
         let long = "é".repeat(5000);
         let body = serde_json::to_vec(&serde_json::json!({"message": long})).unwrap();
         let (_, _, message) = error_from(400, Some("ValidationException"), &body);
-        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(message.chars().count(), crate::upstream::MAX_MESSAGE_CHARS + 1);
     }
 }

@@ -18,6 +18,7 @@ use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use crate::credentials::validate_region;
 use crate::{AwsError, Credentials};
 
+pub use crate::Prepared;
 pub use error::error_from;
 pub use stream::{StreamDecoder, StreamItem};
 
@@ -41,19 +42,6 @@ pub struct Target<'a> {
     /// `maxTokens` to send when the client gives neither `max_completion_tokens` nor
     /// `max_tokens`; 0 leaves it to the model's default.
     pub default_max_tokens: u64,
-}
-
-/// A signed request ready to send: `POST url` with exactly `headers` (the HTTP client adds
-/// `host` and `content-length`, which match what was signed) and `body`.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// Full URL, model id percent-encoded.
-    pub url: String,
-    /// `content-type`, `accept`, `x-amz-date`, `authorization` and, with temporary
-    /// credentials, `x-amz-security-token` (the last two marked sensitive).
-    pub headers: HeaderMap,
-    /// Converse JSON.
-    pub body: Bytes,
 }
 
 /// Tokens to bill for one call, in OpenAI's convention: `input_tokens` includes the cached

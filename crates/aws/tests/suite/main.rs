@@ -12,4 +12,6 @@ mod bedrock_response;
 mod bedrock_stream;
 mod eventstream;
 mod fixture;
+mod polly;
 mod sigv4;
+mod transcribe;

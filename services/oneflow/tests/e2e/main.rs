@@ -8,6 +8,7 @@
 )]
 
 mod audio;
+mod audio_providers;
 mod client;
 mod distributed;
 mod grpc;

@@ -37,6 +37,7 @@ pub fn provider(name: &str, addr: SocketAddr) -> ProviderConfig {
         api_key_file: None,
         api_version: None,
         region: None,
+        ..ProviderConfig::default()
     }
 }
 
