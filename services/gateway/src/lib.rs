@@ -20,6 +20,7 @@ mod principal;
 mod settle;
 mod state;
 mod tls;
+mod warm;
 
 use std::net::SocketAddr;
 
@@ -30,6 +31,15 @@ pub use audio_cache::{AudioCacheConfig, HitBilling as AudioHitBilling};
 pub use config::{ConfigCheckError, EdgeConfig, GatewayConfig, Mode};
 pub use error::ApiError;
 pub use tls::TlsConfig;
+pub use warm::{WarmArgs, WarmSummary, run as warm_cache};
+
+/// The gateway's own subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum GatewayCommand {
+    /// Pre-synthesise the phrases of a file into the speech cache, through a
+    /// running gateway (see `docs/audio.md`).
+    WarmCache(WarmArgs),
+}
 
 use crate::clients::Clients;
 use crate::idempotency::{Idempotency, IdempotencyStore};

@@ -2,8 +2,10 @@
 //! models always, and each real provider's when its credentials are in the
 //! environment (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`,
 //! `AZURE_OPENAI_API_KEY` with its endpoint and deployment, the AWS variables
-//! for Bedrock). `*_BASE_URL` variables point a provider elsewhere (a proxy,
-//! or the mock in tests). Prices are list prices per 1M tokens in USD.
+//! for Bedrock, Polly and Transcribe, `GOOGLE_APPLICATION_CREDENTIALS` or
+//! `GOOGLE_CLOUD_API_KEY` for Google Cloud speech). `*_BASE_URL` variables
+//! point a provider elsewhere (a proxy, or the mock in tests). Prices are list
+//! prices per 1M tokens in USD.
 use std::net::SocketAddr;
 
 use oneflow_billing::{ModelPrice, PricingConfig};
@@ -272,6 +274,35 @@ const BEDROCK: &[Entry<'static>] = &[
     },
 ];
 
+/// Entry for an audio model: text to speech priced per 1M characters, or
+/// speech to text per minute.
+const fn audio(model: &'static str, operation: ModelOperation, price: (i64, u32)) -> Entry<'static> {
+    let speech = matches!(operation, ModelOperation::Speech);
+    Entry {
+        model,
+        upstream: None,
+        operation,
+        input: (0, 0),
+        output: (0, 0),
+        cached: None,
+        context: 0,
+        max_output: 0,
+        per_million_chars: if speech { Some(price) } else { None },
+        per_minute: if speech { None } else { Some(price) },
+    }
+}
+
+/// Google Cloud: Neural2 voices at $16 per 1M characters, Speech-to-Text at
+/// $0.016 a minute.
+const GOOGLE: &[Entry<'static>] = &[
+    audio("google-tts", ModelOperation::Speech, (16, 0)),
+    audio("google-stt", ModelOperation::Transcription, (16, 3)),
+];
+/// Polly's neural voices at $16 per 1M characters.
+const POLLY: &[Entry<'static>] = &[audio("polly-tts", ModelOperation::Speech, (16, 0))];
+/// Transcribe streaming at $0.024 a minute (first pricing tier).
+const TRANSCRIBE: &[Entry<'static>] = &[audio("aws-transcribe", ModelOperation::Transcription, (24, 3))];
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -378,6 +409,37 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
         bedrock.region = Some(env("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()));
         router.providers.push(bedrock);
         add(&mut router, &mut pricing, "bedrock", BEDROCK);
+        for (name, kind, base, entries) in [
+            ("polly", ProviderKind::Polly, "POLLY_BASE_URL", POLLY),
+            (
+                "transcribe",
+                ProviderKind::Transcribe,
+                "TRANSCRIBE_BASE_URL",
+                TRANSCRIBE,
+            ),
+        ] {
+            let mut p = provider(name, kind, env(base).unwrap_or_default(), None);
+            p.region = Some(env("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()));
+            router.providers.push(p);
+            add(&mut router, &mut pricing, name, entries);
+        }
+    }
+    let google_key = env("GOOGLE_CLOUD_API_KEY");
+    let google_credentials = env("GOOGLE_APPLICATION_CREDENTIALS");
+    if google_key.is_some() || google_credentials.is_some() {
+        let mut google = provider(
+            "google",
+            ProviderKind::Google,
+            env("GOOGLE_SPEECH_BASE_URL").unwrap_or_default(),
+            google_key.is_some().then_some("GOOGLE_CLOUD_API_KEY"),
+        );
+        // A service account wins over an API key when both are set.
+        if google_credentials.is_some() {
+            google.api_key_env = None;
+        }
+        google.credentials_file = google_credentials;
+        router.providers.push(google);
+        add(&mut router, &mut pricing, "google", GOOGLE);
     }
     if let (Some(_), Some(endpoint), Some(deployment)) = (
         env("AZURE_OPENAI_API_KEY"),

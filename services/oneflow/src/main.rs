@@ -5,12 +5,13 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser as _;
 use oneflow::OneflowConfig;
-use oneflow_runtime::{Cli, Command, NoExtra, emit};
+use oneflow_gateway::GatewayCommand;
+use oneflow_runtime::{Cli, Command, emit};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     oneflow_runtime::install_crypto_provider();
-    let cli = Cli::<NoExtra>::parse();
+    let cli = Cli::<GatewayCommand>::parse();
     let config: OneflowConfig = oneflow_runtime::load_config(cli.config.as_deref(), &cli.overrides())?;
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -31,7 +32,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {}
         Command::CheckConfig => emit(&serde_json::to_string_pretty(&config)?),
         Command::HealthCheck { url } => oneflow_runtime::health_check(url.as_deref(), config.server.listen).await?,
-        Command::Extra(never) => match never {},
+        Command::Extra(GatewayCommand::WarmCache(mut args)) => {
+            // The one-process defaults: its admin key and its address.
+            if args.key.is_none() && args.key_file.is_none() {
+                args.key_file = Some(config.data_dir.join("admin.key"));
+            }
+            if args.url == "http://127.0.0.1:8080" {
+                args.url = format!("http://{}", config.server.listen);
+            }
+            let summary = oneflow_gateway::warm_cache(args).await?;
+            emit(&serde_json::to_string_pretty(&summary)?);
+            if summary.failed > 0 {
+                anyhow::bail!("{} of {} phrases failed", summary.failed, summary.phrases);
+            }
+        }
     }
     Ok(())
 }

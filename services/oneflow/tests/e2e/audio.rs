@@ -193,3 +193,63 @@ async fn speech_and_transcription_through_every_service_and_billed() {
     assert!(transcription.1 > 0, "{rows:?}");
     assert_eq!(by_op.get("translation").copied().unwrap_or_default().0, 1, "{rows:?}");
 }
+
+#[tokio::test]
+async fn warm_cache_fills_the_one_process_speech_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = format!("data_dir={}", data.display());
+    let svc = oneflow_test_support::spawn("oneflow", &["--listen", "127.0.0.1:0", "--set", &data_arg], &[]).await;
+    let key = std::fs::read_to_string(data.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let api = Api::new(svc.url(), key);
+    let phrases = dir.path().join("phrases.txt");
+    std::fs::write(
+        &phrases,
+        "# menu prompts\nPress one for sales.\n\n{\"input\": \"Press two for support.\", \"voice\": \"nova\"}\n",
+    )
+    .unwrap();
+    let url = svc.url();
+    let args = [
+        "--set",
+        &data_arg,
+        "warm-cache",
+        "--file",
+        phrases.to_str().unwrap(),
+        "--model",
+        "mock-tts",
+        "--format",
+        "wav",
+        "--url",
+        &url,
+    ];
+    let out: Value = serde_json::from_str(&oneflow_test_support::run("oneflow", &args, &[]).await).unwrap();
+    assert_eq!(out["phrases"], 2, "{out}");
+    assert_eq!(out["synthesised"], 2, "{out}");
+    assert_eq!(out["failed"], 0, "{out}");
+    // The phrases are now served from the cache, as a client asks for them.
+    let mut served = 0;
+    for body in [
+        json!({ "model": "mock-tts", "input": "Press one for sales.", "voice": "alloy", "response_format": "wav" }),
+        json!({ "model": "mock-tts", "input": "Press two for support.", "voice": "nova", "response_format": "wav" }),
+    ] {
+        for _ in 0..50 {
+            let resp = api.post("/v1/audio/speech", &body).await;
+            assert_eq!(resp.status(), 200);
+            if resp.headers()["x-oneflow-cache"] == "hit" {
+                assert_eq!(resp.headers()["x-oneflow-provider"], "oneflow-cache");
+                let bytes = resp.bytes().await.unwrap();
+                assert_eq!(oneflow_audio::sniff(&bytes), Some(oneflow_audio::AudioFormat::Wav));
+                served += 1;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(served, 2);
+    // A second run finds both stored.
+    let out: Value = serde_json::from_str(&oneflow_test_support::run("oneflow", &args, &[]).await).unwrap();
+    assert_eq!(out["already_cached"], 2, "{out}");
+}

@@ -26,6 +26,17 @@ async fn every_provider_family_answers_in_openai_shape_and_is_billed() {
     )
     .await;
     let upstream = mock.url();
+    // Google Cloud speech with a service account whose token comes from the mock.
+    let sa_file = dir.path().join("service-account.json");
+    let sa = json!({
+        "type": "service_account",
+        "private_key_id": "e2e-key-1",
+        "private_key": include_str!("../../../../crates/audio/tests/fixtures/test-only-rsa-private.pem"),
+        "client_email": "speech@oneflow-e2e.iam.gserviceaccount.com",
+        "token_uri": format!("{upstream}/token"),
+    });
+    std::fs::write(&sa_file, sa.to_string()).unwrap();
+    let sa_path = sa_file.display().to_string();
     let data = dir.path().join("data");
     let data_arg = format!("data_dir={}", data.display());
     let envs = [
@@ -40,6 +51,10 @@ async fn every_provider_family_answers_in_openai_shape_and_is_billed() {
         ("AZURE_OPENAI_API_KEY", "test-azure-key"),
         ("AZURE_OPENAI_ENDPOINT", upstream.as_str()),
         ("AZURE_OPENAI_DEPLOYMENT", "azure-gpt"),
+        ("POLLY_BASE_URL", upstream.as_str()),
+        ("TRANSCRIBE_BASE_URL", upstream.as_str()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", sa_path.as_str()),
+        ("GOOGLE_SPEECH_BASE_URL", upstream.as_str()),
     ];
     let svc = oneflow_test_support::spawn("oneflow", &["--listen", "127.0.0.1:0", "--set", &data_arg], &envs).await;
     let key = std::fs::read_to_string(data.join("admin.key"))
@@ -123,13 +138,56 @@ async fn every_provider_family_answers_in_openai_shape_and_is_billed() {
         .await;
     assert_eq!(resp.status(), 404, "an Anthropic model is not an embeddings model");
 
+    // Audio through Google Cloud, Polly and Transcribe.
+    for (model, provider) in [("google-tts", "google"), ("polly-tts", "polly")] {
+        let resp = api
+            .post(
+                "/v1/audio/speech",
+                &json!({ "model": model, "input": "Every provider speaks.", "voice": "echo" }),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{model}");
+        assert_eq!(resp.headers()["x-oneflow-provider"], provider);
+        let bytes = resp.bytes().await.unwrap();
+        assert_eq!(
+            oneflow_audio::sniff(&bytes),
+            Some(oneflow_audio::AudioFormat::Mp3),
+            "{model}"
+        );
+    }
+    let flac = oneflow_audio::generate::synthesize(
+        oneflow_audio::AudioFormat::Flac,
+        std::time::Duration::from_millis(1500),
+        16_000,
+    )
+    .unwrap();
+    for (model, provider) in [("google-stt", "google"), ("aws-transcribe", "transcribe")] {
+        let form = reqwest::multipart::Form::new().text("model", model).part(
+            "file",
+            reqwest::multipart::Part::bytes(flac.clone()).file_name("a.flac"),
+        );
+        let resp = api
+            .http
+            .post(format!("{}/v1/audio/transcriptions", api.base))
+            .bearer_auth(&api.key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{model}");
+        assert_eq!(resp.headers()["x-oneflow-provider"], provider);
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["text"].as_str().unwrap().contains("1.5"), "{model}: {body}");
+    }
+
     // Every call was billed under its provider.
     let url = format!("sqlite://{}", data.join("billing.db").display());
     let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
     let mut providers = Vec::new();
     for _ in 0..100 {
         providers = sqlx::query_as::<_, (String, i64)>(
-            "SELECT provider, COUNT(*) FROM usage_records WHERE credits > 0 GROUP BY provider ORDER BY provider",
+            "SELECT provider, COUNT(*) FROM usage_records WHERE credits > 0 AND operation NOT IN ('speech', 'transcription') \
+             GROUP BY provider ORDER BY provider",
         )
         .fetch_all(&pool)
         .await
@@ -146,6 +204,30 @@ async fn every_provider_family_answers_in_openai_shape_and_is_billed() {
             ("azure".to_owned(), 2),
             ("bedrock".to_owned(), 2),
             ("gemini".to_owned(), 3)
+        ]
+    );
+    let mut audio = Vec::new();
+    for _ in 0..100 {
+        audio = sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT provider, operation, COUNT(*) FROM usage_records WHERE credits > 0 \
+             AND operation IN ('speech', 'transcription') GROUP BY provider, operation ORDER BY provider, operation",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if audio.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let audio: Vec<(&str, &str, i64)> = audio.iter().map(|(p, o, n)| (p.as_str(), o.as_str(), *n)).collect();
+    assert_eq!(
+        audio,
+        vec![
+            ("google", "speech", 1),
+            ("google", "transcription", 1),
+            ("polly", "speech", 1),
+            ("transcribe", "transcription", 1)
         ]
     );
     // The upstream saw each family's own API.
