@@ -66,7 +66,10 @@ pub struct WarmSummary {
     pub errors: Vec<String>,
 }
 
-fn phrases(text: &str, args: &WarmArgs) -> Result<Vec<(usize, Map<String, Value>)>, String> {
+/// A phrase's line number and its speech request.
+type Phrase = (usize, Map<String, Value>);
+
+fn phrases(text: &str, args: &WarmArgs) -> Result<Vec<Phrase>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
