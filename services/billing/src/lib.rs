@@ -25,7 +25,7 @@ pub use pricing::{
     ModelPrice, PriceBook, PriceError, PriceVersion, PricingConfig, charge_cents, format_cents, parse_credits,
 };
 pub use service::BillingGrpc;
-pub use store::{BillingStore, EntryKind, NewEntry, OwnedUsageRecord, StoreError, UsageRecord, Written};
+pub use store::{BillingStore, EntryKind, NewEntry, OwnedUsageRecord, StoreError, StoredUsage, UsageRecord, Written};
 
 /// A built billing service, bound and ready to run.
 pub struct App {

@@ -376,6 +376,8 @@ impl BillingService for BillingGrpc {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cached_tokens: usage.cached_input_tokens,
+            characters: usage.characters,
+            audio_millis: usage.audio_millis,
             latency_ms: r.latency_millis,
             status: r.status,
             client_request_id: r.client_request_id.clone(),
@@ -613,7 +615,8 @@ impl BillingService for BillingGrpc {
                     input_tokens: as_u64(t.input),
                     output_tokens: as_u64(t.output),
                     cached_input_tokens: as_u64(t.cached),
-                    ..Usage::default()
+                    characters: as_u64(t.characters),
+                    audio_millis: as_u64(t.audio_millis),
                 }),
                 credits: format_cents(t.credits),
             })

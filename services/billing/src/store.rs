@@ -89,6 +89,10 @@ pub struct UsageRecord<'a> {
     pub output_tokens: u64,
     /// Tokens.
     pub cached_tokens: u64,
+    /// Characters synthesised (text-to-speech).
+    pub characters: u64,
+    /// Milliseconds of audio transcribed (speech-to-text).
+    pub audio_millis: u64,
     /// Latency seen by the gateway.
     pub latency_ms: u64,
     /// HTTP status the client got.
@@ -118,6 +122,10 @@ pub struct OwnedUsageRecord {
     pub output_tokens: u64,
     /// Tokens.
     pub cached_tokens: u64,
+    /// Characters synthesised (text-to-speech).
+    pub characters: u64,
+    /// Milliseconds of audio transcribed (speech-to-text).
+    pub audio_millis: u64,
     /// Latency seen by the gateway.
     pub latency_ms: u64,
     /// HTTP status the client got.
@@ -139,6 +147,8 @@ impl OwnedUsageRecord {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             cached_tokens: self.cached_tokens,
+            characters: self.characters,
+            audio_millis: self.audio_millis,
             latency_ms: self.latency_ms,
             status: self.status,
             client_request_id: &self.client_request_id,
@@ -185,6 +195,33 @@ pub struct UsageTotals {
     pub output: i64,
     /// Cached input tokens.
     pub cached: i64,
+    /// Characters synthesised (text-to-speech).
+    pub characters: i64,
+    /// Milliseconds of audio transcribed (speech-to-text).
+    pub audio_millis: i64,
+    /// Hundredths of a credit charged.
+    pub credits: i64,
+}
+
+/// One stored usage record, as read back (for audits and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUsage {
+    /// Request id.
+    pub request_id: String,
+    /// Public model name.
+    pub model: String,
+    /// chat, embeddings, speech, transcription, ...
+    pub operation: String,
+    /// Tokens.
+    pub input_tokens: i64,
+    /// Tokens.
+    pub output_tokens: i64,
+    /// Tokens.
+    pub cached_tokens: i64,
+    /// Characters synthesised (text-to-speech).
+    pub characters: i64,
+    /// Milliseconds of audio transcribed (speech-to-text).
+    pub audio_millis: i64,
     /// Hundredths of a credit charged.
     pub credits: i64,
 }
@@ -446,6 +483,7 @@ impl BillingStore {
             format!(
                 "SELECT {column} AS grp, CAST(SUM(requests) AS BIGINT), CAST(SUM(input_tokens) AS BIGINT), \
                  CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cached_tokens) AS BIGINT), \
+                 CAST(SUM(characters) AS BIGINT), CAST(SUM(audio_millis) AS BIGINT), \
                  CAST(SUM(credits) AS BIGINT) FROM usage_daily \
                  WHERE user_id = $1 AND day >= $2 AND day < $3 GROUP BY grp ORDER BY grp"
             )
@@ -458,6 +496,7 @@ impl BillingStore {
             format!(
                 "SELECT {column} AS grp, COUNT(*), CAST(SUM(input_tokens) AS BIGINT), \
                  CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cached_tokens) AS BIGINT), \
+                 CAST(SUM(characters) AS BIGINT), CAST(SUM(audio_millis) AS BIGINT), \
                  CAST(SUM(credits) AS BIGINT) FROM usage_records \
                  WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY grp ORDER BY grp"
             )
@@ -467,7 +506,8 @@ impl BillingStore {
         } else {
             (from, to)
         };
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        type Row = (String, i64, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
             .bind(lo)
             .bind(hi)
@@ -475,15 +515,56 @@ impl BillingStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(group, requests, input, output, cached, credits)| UsageTotals {
-                group,
-                requests,
-                input,
-                output,
-                cached,
-                credits,
-            })
+            .map(
+                |(group, requests, input, output, cached, characters, audio_millis, credits)| UsageTotals {
+                    group,
+                    requests,
+                    input,
+                    output,
+                    cached,
+                    characters,
+                    audio_millis,
+                    credits,
+                },
+            )
             .collect())
+    }
+
+    /// The usage record of `request_id`, if one is stored.
+    pub async fn usage_record(&self, request_id: &str) -> Result<Option<StoredUsage>, StoreError> {
+        type Row = (String, String, String, i64, i64, i64, i64, i64, i64);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT request_id, model, operation, input_tokens, output_tokens, cached_tokens, characters, \
+             audio_millis, credits FROM usage_records WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(
+                request_id,
+                model,
+                operation,
+                input_tokens,
+                output_tokens,
+                cached_tokens,
+                characters,
+                audio_millis,
+                credits,
+            )| {
+                StoredUsage {
+                    request_id,
+                    model,
+                    operation,
+                    input_tokens,
+                    output_tokens,
+                    cached_tokens,
+                    characters,
+                    audio_millis,
+                    credits,
+                }
+            },
+        ))
     }
 
     /// Number of usage records of an account.
@@ -560,8 +641,10 @@ async fn settle_in(
         let now = now_millis();
         let inserted = sqlx::query(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, provider, deployment, operation, \
-                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at, client_request_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (request_id) DO NOTHING",
+                 input_tokens, output_tokens, cached_tokens, credits, latency_ms, status, created_at, client_request_id, \
+                 characters, audio_millis) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                 ON CONFLICT (request_id) DO NOTHING",
             )
             .bind(usage.request_id)
             .bind(user_id)
@@ -578,18 +661,22 @@ async fn settle_in(
             .bind(i32::try_from(usage.status).unwrap_or(0))
             .bind(now)
             .bind((!usage.client_request_id.is_empty()).then_some(usage.client_request_id))
+            .bind(to_i64(usage.characters))
+            .bind(to_i64(usage.audio_millis))
             .execute(&mut **tx)
             .await?
             .rows_affected();
         if inserted == 1 {
             sqlx::query(
                 "INSERT INTO usage_daily (user_id, day, model, key_id, requests, input_tokens, output_tokens, \
-                     cached_tokens, credits) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8) \
+                     cached_tokens, characters, audio_millis, credits) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (user_id, day, model, key_id) DO UPDATE SET \
                      requests = usage_daily.requests + 1, \
                      input_tokens = usage_daily.input_tokens + excluded.input_tokens, \
                      output_tokens = usage_daily.output_tokens + excluded.output_tokens, \
                      cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens, \
+                     characters = usage_daily.characters + excluded.characters, \
+                     audio_millis = usage_daily.audio_millis + excluded.audio_millis, \
                      credits = usage_daily.credits + excluded.credits",
             )
             .bind(user_id)
@@ -599,6 +686,8 @@ async fn settle_in(
             .bind(to_i64(usage.input_tokens))
             .bind(to_i64(usage.output_tokens))
             .bind(to_i64(usage.cached_tokens))
+            .bind(to_i64(usage.characters))
+            .bind(to_i64(usage.audio_millis))
             .bind(charge)
             .execute(&mut **tx)
             .await?;

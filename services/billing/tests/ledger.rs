@@ -28,27 +28,37 @@ fn pricing() -> PricingConfig {
     }
 }
 
-async fn backends() -> Vec<(&'static str, BillingGrpc)> {
+/// SQLite with memory counters, and PostgreSQL with Redis (required under
+/// CI=true), each with `pricing`.
+async fn configs(pricing: &PricingConfig) -> Vec<(&'static str, BillingConfig)> {
     let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
     let mut out = Vec::new();
     let mut sqlite = BillingConfig {
-        pricing: pricing(),
+        pricing: pricing.clone(),
         ..BillingConfig::default()
     };
     sqlite.database.url = Secret::new(format!("sqlite://{}", dir.path().join("b.db").display()));
-    out.push(("sqlite+memory", oneflow_billing::grpc(&sqlite).await.unwrap()));
+    out.push(("sqlite+memory", sqlite));
     if let (Some(pg), Some(redis)) = (
         oneflow_test_support::fresh_postgres().await,
         oneflow_test_support::redis().await,
     ) {
         let mut cfg = BillingConfig {
-            pricing: pricing(),
+            pricing: pricing.clone(),
             ..BillingConfig::default()
         };
         cfg.database.url = Secret::new(pg);
         cfg.redis.url = Secret::new(redis);
         cfg.redis.key_prefix = oneflow_test_support::unique_prefix();
-        out.push(("postgres+redis", oneflow_billing::grpc(&cfg).await.unwrap()));
+        out.push(("postgres+redis", cfg));
+    }
+    out
+}
+
+async fn backends() -> Vec<(&'static str, BillingGrpc)> {
+    let mut out = Vec::new();
+    for (name, cfg) in configs(&pricing()).await {
+        out.push((name, oneflow_billing::grpc(&cfg).await.unwrap()));
     }
     out
 }
@@ -527,6 +537,198 @@ async fn audio_prices_round_trip_through_the_store_and_the_api() {
         assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{name}");
         assert_eq!(oneflow_proto::error_info(&status).unwrap().code, "model_not_priced");
         assert!(status.message().contains("per_minute_audio"), "{status:?}");
+    }
+}
+
+/// Speech and transcription usage: each usage record keeps the characters
+/// and audio milliseconds it was charged for, reports from the raw records
+/// and from the daily rollups sum them per group, and a settlement repeated
+/// (at once, so possibly in one batch, and later) counts once.
+#[tokio::test]
+async fn audio_usage_is_recorded_reported_and_rolled_up_once() {
+    let mut prices = pricing();
+    // One character costs 0.01 credit ($100 per 1M), one second of audio
+    // 1.00 credit ($0.60 per minute).
+    prices.models.push(ModelPrice {
+        model: "voice".into(),
+        per_million_characters: Some(Decimal::from(100)),
+        per_minute_audio: Some("0.6".parse().unwrap()),
+        ..ModelPrice::default()
+    });
+    for (name, cfg) in configs(&prices).await {
+        let billing = oneflow_billing::grpc(&cfg).await.unwrap();
+        let store = oneflow_billing::BillingStore::connect(&cfg.database).await.unwrap();
+        let user = uuid::Uuid::new_v4().to_string();
+        billing
+            .grant(&user, 100_000, EntryKind::Grant, &format!("g:{user}"), None, None)
+            .await
+            .unwrap();
+        let (tts, stt, chat) = (format!("{user}-tts"), format!("{user}-stt"), format!("{user}-chat"));
+        let audio = |id: &str, operation: Operation, characters: u64, audio_millis: u64| {
+            let usage = Usage {
+                characters,
+                audio_millis,
+                ..Usage::default()
+            };
+            let hold = pb::AuthorizeRequest {
+                request_id: id.into(),
+                user_id: user.clone(),
+                model: "voice".into(),
+                operation: operation.into(),
+                worst_case: Some(usage),
+                ..pb::AuthorizeRequest::default()
+            };
+            let charge = pb::SettleRequest {
+                request_id: id.into(),
+                reservation_id: id.into(),
+                user_id: user.clone(),
+                model: "voice".into(),
+                operation: operation.into(),
+                usage: Some(usage),
+                status: 200,
+                ..pb::SettleRequest::default()
+            };
+            (hold, charge)
+        };
+        let (tts_hold, tts_settle) = audio(&tts, Operation::Speech, 1_234, 0);
+        let (stt_hold, stt_settle) = audio(&stt, Operation::Transcription, 0, 61_500);
+        billing.authorize(Request::new(tts_hold)).await.unwrap();
+        billing.authorize(Request::new(stt_hold)).await.unwrap();
+        billing.authorize(authorize(&user, &chat, 3)).await.unwrap();
+
+        // Each settlement twice at once: the writer may batch them together.
+        let tasks: Vec<_> = [
+            tts_settle.clone(),
+            stt_settle.clone(),
+            tts_settle.clone(),
+            stt_settle.clone(),
+        ]
+        .into_iter()
+        .map(|r| {
+            let billing = billing.clone();
+            tokio::spawn(async move { billing.settle(Request::new(r)).await.unwrap().into_inner() })
+        })
+        .collect();
+        let mut charged = Vec::new();
+        for t in tasks {
+            let answer = t.await.unwrap();
+            if !answer.duplicate {
+                charged.push(answer.charged_credits);
+            }
+        }
+        charged.sort();
+        assert_eq!(charged, vec!["12.34".to_owned(), "61.50".to_owned()], "{name}");
+        billing.settle(settle(&user, &chat, 3)).await.unwrap();
+        // And once more later: still charged once.
+        for r in [tts_settle, stt_settle] {
+            assert!(
+                billing.settle(Request::new(r)).await.unwrap().into_inner().duplicate,
+                "{name}"
+            );
+        }
+
+        // The records keep the units they were charged for.
+        let tts_record = store.usage_record(&tts).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                tts_record.operation.as_str(),
+                tts_record.characters,
+                tts_record.audio_millis,
+                tts_record.credits
+            ),
+            ("speech", 1_234, 0, 1_234),
+            "{name}"
+        );
+        let stt_record = store.usage_record(&stt).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                stt_record.operation.as_str(),
+                stt_record.characters,
+                stt_record.audio_millis,
+                stt_record.credits
+            ),
+            ("transcription", 0, 61_500, 6_150),
+            "{name}"
+        );
+        let chat_record = store.usage_record(&chat).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                chat_record.input_tokens,
+                chat_record.characters,
+                chat_record.audio_millis
+            ),
+            (3, 0, 0),
+            "{name}"
+        );
+        assert_eq!(store.usage_count(&user).await.unwrap(), 3, "{name}");
+
+        let report = |from: i64, to: i64, group_by: &str| {
+            let billing = billing.clone();
+            let request = pb::GetUsageRequest {
+                user_id: user.clone(),
+                from_millis: from,
+                to_millis: to,
+                group_by: group_by.into(),
+            };
+            async move {
+                billing
+                    .get_usage(Request::new(request))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .rows
+                    .into_iter()
+                    .map(|r| {
+                        let u = r.usage.unwrap();
+                        (
+                            r.group,
+                            r.requests,
+                            u.input_tokens,
+                            u.characters,
+                            u.audio_millis,
+                            r.credits,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let day = 86_400_000i64;
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let whole = (now - now.rem_euclid(day) - day, now - now.rem_euclid(day) + 2 * day);
+        // Whole days read the daily rollups, other ranges the raw records: both agree.
+        for (from, source) in [(whole.0, "rollups"), (whole.0 + 1, "records")] {
+            assert_eq!(
+                report(from, whole.1, "model").await,
+                vec![
+                    ("m".to_owned(), 1, 3, 0, 0, "3.00".to_owned()),
+                    ("voice".to_owned(), 2, 0, 1_234, 61_500, "73.84".to_owned()),
+                ],
+                "{name}: {source}"
+            );
+            let by_day = report(from, whole.1, "day").await;
+            assert_eq!(by_day.len(), 1, "{name}: {source}");
+            assert_eq!(
+                (by_day[0].1, by_day[0].2, by_day[0].3, by_day[0].4, by_day[0].5.as_str()),
+                (3, 3, 1_234, 61_500, "76.84"),
+                "{name}: {source}"
+            );
+        }
+        assert_eq!(
+            store.balance(&user).await.unwrap(),
+            100_000 - 1_234 - 6_150 - 300,
+            "{name}"
+        );
+        assert_eq!(
+            store.ledger_sum(&user).await.unwrap(),
+            store.balance(&user).await.unwrap(),
+            "{name}"
+        );
     }
 }
 

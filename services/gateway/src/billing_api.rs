@@ -114,23 +114,28 @@ pub async fn usage(
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner()
         .rows;
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            let u = r.usage.unwrap_or_default();
-            json!({
-                group_by.as_str(): r.group,
-                "requests": r.requests,
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cached_input_tokens": u.cached_input_tokens,
-                "credits": r.credits,
-            })
-        })
-        .collect();
+    let data: Vec<Value> = rows.into_iter().map(|r| usage_row_json(&group_by, r)).collect();
     Ok(Json(
         json!({ "object": "list", "user_id": user_id, "from": from, "to": to, "group_by": group_by, "data": data }),
     ))
+}
+
+/// One row of a usage report as the REST API shows it: the group under its
+/// `group_by` name, then the summed tokens, characters synthesised
+/// (text-to-speech), milliseconds of audio transcribed (speech-to-text) and
+/// credits.
+fn usage_row_json(group_by: &str, r: pb::UsageRow) -> Value {
+    let u = r.usage.unwrap_or_default();
+    json!({
+        group_by: r.group,
+        "requests": r.requests,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "characters": u.characters,
+        "audio_millis": u.audio_millis,
+        "credits": r.credits,
+    })
 }
 
 /// One price version as the REST API shows it: decimal strings in USD, the
@@ -310,4 +315,37 @@ pub async fn providers(
         })
         .collect();
     Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+#[cfg(test)]
+mod tests {
+    use oneflow_proto::common::v1::Usage;
+
+    use super::*;
+
+    #[test]
+    fn usage_rows_show_characters_and_audio_millis() {
+        let row = pb::UsageRow {
+            group: "tts-1".into(),
+            requests: 2,
+            usage: Some(Usage {
+                input_tokens: 3,
+                characters: 1_234,
+                audio_millis: 61_500,
+                ..Usage::default()
+            }),
+            credits: "73.84".into(),
+        };
+        assert_eq!(
+            usage_row_json("model", row),
+            json!({
+                "model": "tts-1", "requests": 2, "input_tokens": 3, "output_tokens": 0,
+                "cached_input_tokens": 0, "characters": 1_234, "audio_millis": 61_500, "credits": "73.84",
+            })
+        );
+        // A row without usage shows zeros, not missing fields.
+        let empty = usage_row_json("day", pb::UsageRow::default());
+        assert_eq!(empty["characters"], 0);
+        assert_eq!(empty["audio_millis"], 0);
+    }
 }
