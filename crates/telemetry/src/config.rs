@@ -28,6 +28,23 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// Fraction of new traces sampled (parent-based: a sampled caller is always followed).
     pub sample_ratio: f64,
+    /// Sentry DSN: error events (and panics) are reported to Sentry when set,
+    /// with the log lines before them as breadcrumbs. Off when unset; the
+    /// `SENTRY_DSN` environment variable is used when this is empty. Printed
+    /// redacted by `check-config`.
+    #[serde(serialize_with = "redacted")]
+    pub sentry_dsn: Option<String>,
+    /// Sentry's `environment` tag (`production`, `staging`, …).
+    pub sentry_environment: Option<String>,
+    /// Fraction of error events sent to Sentry.
+    pub sentry_sample_rate: f32,
+}
+
+fn redacted<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("[redacted]"),
+        None => s.serialize_none(),
+    }
 }
 
 impl Default for TelemetryConfig {
@@ -37,6 +54,9 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Auto,
             otlp_endpoint: None,
             sample_ratio: 1.0,
+            sentry_dsn: None,
+            sentry_environment: None,
+            sentry_sample_rate: 1.0,
         }
     }
 }

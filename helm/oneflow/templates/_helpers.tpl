@@ -167,6 +167,9 @@ Each key is the variable's name (ONEFLOW__SECTION__KEY); empty values are left o
 {{- $_ := set $data $k $v -}}
 {{- end -}}
 {{- end -}}
+{{- with $root.Values.telemetry.sentry.dsn -}}
+{{- $_ := set $data "ONEFLOW__TELEMETRY__SENTRY_DSN" . -}}
+{{- end -}}
 {{- range $k := keys $data | sortAlpha -}}
 {{- $v := get $data $k -}}
 {{- if $v }}
@@ -247,6 +250,10 @@ telemetry:
   {{- with .Values.telemetry.otlpEndpoint }}
   otlp_endpoint: {{ . | quote }}
   {{- end }}
+  {{- with .Values.telemetry.sentry.environment }}
+  sentry_environment: {{ . | quote }}
+  {{- end }}
+  sentry_sample_rate: {{ .Values.telemetry.sentry.sampleRate }}
 {{- end -}}
 
 {{/*

@@ -124,11 +124,34 @@ impl AudioCache {
         }
         let cache_control =
             http::HeaderValue::from_str(&config.cache_control).map_err(|_| AudioCacheError::CacheControl)?;
+        let store_error = |e: object_store::Error| AudioCacheError::Store(e.to_string());
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url::Url::parse(raw) {
+            Ok(url) if url.scheme() == "s3" || url.scheme() == "s3a" => {
+                // Credentials and region from the usual AWS variables.
+                let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(raw);
+                for (k, v) in &config.options {
+                    let key = k.parse().map_err(store_error)?;
+                    builder = builder.with_config(key, v);
+                }
+                let prefix = Path::from_url_path(url.path()).map_err(|e| AudioCacheError::Store(e.to_string()))?;
+                (Arc::new(builder.build().map_err(store_error)?), prefix)
+            }
+            Ok(url) if url.scheme() == "gs" => {
+                // GOOGLE_SERVICE_ACCOUNT(_KEY), or the metadata server.
+                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(raw);
+                for (k, v) in &config.options {
+                    let key = k.parse().map_err(store_error)?;
+                    builder = builder.with_config(key, v);
+                }
+                let prefix = Path::from_url_path(url.path()).map_err(|e| AudioCacheError::Store(e.to_string()))?;
+                (Arc::new(builder.build().map_err(store_error)?), prefix)
+            }
+            Ok(url) if url.scheme() == "memory" => (Arc::new(object_store::memory::InMemory::new()), Path::default()),
             Ok(url) if url.scheme() != "file" && url.scheme().len() > 1 => {
-                let (store, prefix) = object_store::parse_url_opts(&url, config.options.iter())
-                    .map_err(|e| AudioCacheError::Store(e.to_string()))?;
-                (Arc::from(store), prefix)
+                return Err(AudioCacheError::Store(format!(
+                    "`{}` stores are not supported; use a directory, s3://, gs:// or memory://",
+                    url.scheme()
+                )));
             }
             parsed => {
                 let dir = match parsed {
@@ -342,6 +365,29 @@ mod tests {
         assert_eq!(cache.get(&key).await, None);
         cache.put(&key, Bytes::from_static(b"1234")).await;
         assert_eq!(cache.get(&key).await.as_deref(), Some(&b"1234"[..]));
+    }
+
+    #[test]
+    fn s3_and_gcs_stores_open_with_their_prefix() {
+        let s3 = AudioCacheConfig {
+            store: "s3://speech-bucket/oneflow/audio".to_owned(),
+            options: BTreeMap::from([
+                ("region".to_owned(), "eu-west-1".to_owned()),
+                ("access_key_id".to_owned(), "AKIDEXAMPLE".to_owned()),
+                ("secret_access_key".to_owned(), "example".to_owned()),
+            ]),
+            ..AudioCacheConfig::default()
+        };
+        let cache = AudioCache::open(&s3).expect("s3").expect("enabled");
+        assert_eq!(
+            cache.path(&"ab".repeat(32)).as_ref(),
+            format!("oneflow/audio/{}", "ab".repeat(32))
+        );
+        let bad_option = AudioCacheConfig {
+            options: BTreeMap::from([("no_such_option".to_owned(), "x".to_owned())]),
+            ..s3
+        };
+        assert!(AudioCache::open(&bad_option).is_err());
     }
 
     #[test]

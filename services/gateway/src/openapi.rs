@@ -261,6 +261,10 @@ struct UsageRow {
     input_tokens: u64,
     output_tokens: u64,
     cached_input_tokens: u64,
+    /// Characters synthesised (text-to-speech).
+    characters: u64,
+    /// Milliseconds of audio transcribed (speech-to-text).
+    audio_millis: u64,
     credits: String,
 }
 
@@ -439,6 +443,15 @@ fn transcriptions() {}
     security(("bearer" = [])))]
 fn translations() {}
 
+#[utoipa::path(get, path = "/v1/audio/files/{sha256}", tag = "Audio",
+    params(("sha256" = String, Path, description = "The address of stored speech: 64 lowercase hex digits, from a speech answer's `ETag` or `Content-Location`"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` the client holds: 304 when it matches")),
+    responses((status = 200, description = "The stored audio, with `ETag`, `Cache-Control` and its format's Content-Type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "The client's copy is current"),
+        (status = 404, description = "No stored audio has this address, or the gateway has no audio cache", body = ErrorResponse)),
+    security(("bearer" = [])))]
+fn audio_file() {}
+
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "OpenAI", params(("id" = String, Path, description = "Model id")),
     responses((status = 200, body = Model), (status = 404, body = ErrorResponse)), security(("bearer" = [])))]
 fn retrieve_model() {}
@@ -598,9 +611,9 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OneFlow", description = "OpenAI-compatible AI gateway: model calls, accounts, keys and billing."),
-    paths(chat_completions, embeddings, speech, transcriptions, translations, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
+    paths(chat_completions, embeddings, speech, transcriptions, translations, audio_file, list_models, retrieve_model, register, login, refresh, logout, me, create_key, list_keys,
         rotate_key, revoke_key, list_users, create_user, update_user, list_audit, grant_credits, balance, usage, pricing, update_price, providers),
     modifiers(&BearerAuth, &CommonErrors),
-    tags((name = "OpenAI", description = "OpenAI-compatible endpoints"), (name = "Auth"), (name = "Keys"), (name = "Admin"), (name = "Billing"))
+    tags((name = "OpenAI", description = "OpenAI-compatible endpoints"), (name = "Audio", description = "OneFlow's speech cache"), (name = "Auth"), (name = "Keys"), (name = "Admin"), (name = "Billing"))
 )]
 pub struct ApiDoc;

@@ -166,7 +166,7 @@ pub enum CatalogError {
         name: String,
     },
     /// A credential could not be read.
-    #[error("provider `{0}`: cannot read its API key file")]
+    #[error("provider `{0}`: cannot read its credential (API key file, key file or variable)")]
     Credential(String),
     /// A provider's settings do not fit its kind.
     #[error("provider `{0}`: {1}")]
@@ -222,20 +222,30 @@ impl Catalog {
             } else {
                 None
             };
-            let google = match (&p.credentials_file, p.kind) {
-                (Some(file), ProviderKind::Google) => {
-                    let json = std::fs::read(file).map_err(|_| CatalogError::Credential(p.name.clone()))?;
+            let credentials = match (&p.credentials_file, &p.credentials_env) {
+                (Some(file), _) => Some(std::fs::read(file).map_err(|_| CatalogError::Credential(p.name.clone()))?),
+                (None, Some(var)) => Some(
+                    std::env::var(var)
+                        .ok()
+                        .filter(|v| !v.trim().is_empty())
+                        .ok_or_else(|| CatalogError::Credential(p.name.clone()))?
+                        .into_bytes(),
+                ),
+                (None, None) => None,
+            };
+            let google = match (credentials, p.kind) {
+                (Some(json), ProviderKind::Google) => {
                     let key = oneflow_audio::google::auth::ServiceAccountKey::from_json(&json)
-                        .map_err(|e| bad(&format!("credentials_file: {e}")))?;
+                        .map_err(|e| bad(&format!("service-account key: {e}")))?;
                     Some(GoogleAuth {
                         key,
                         tokens: tokio::sync::Mutex::new(oneflow_audio::google::auth::TokenCache::default()),
                     })
                 }
-                (Some(_), _) => return Err(bad("credentials_file is for Google providers")),
+                (Some(_), _) => return Err(bad("credentials_file and credentials_env are for Google providers")),
                 (None, ProviderKind::Google) if api_key.is_none() => {
                     return Err(bad(
-                        "Google needs credentials_file (a service-account key) or an API key",
+                        "Google needs a service-account key (credentials_file or credentials_env) or an API key",
                     ));
                 }
                 (None, _) => None,

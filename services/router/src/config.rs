@@ -67,6 +67,10 @@ pub struct ProviderConfig {
     /// OAuth token is fetched and refreshed by the router.
     #[serde(default)]
     pub credentials_file: Option<String>,
+    /// Google: environment variable holding the service-account JSON itself
+    /// (a Secret's key, as Kubernetes passes them), instead of a file.
+    #[serde(default)]
+    pub credentials_env: Option<String>,
     /// Google Speech-to-Text and Transcribe: the language (BCP-47, `en-US`)
     /// assumed when the client names none.
     #[serde(default)]
