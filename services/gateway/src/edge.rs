@@ -45,6 +45,7 @@ pub fn cors(config: &EdgeConfig) -> Option<CorsLayer> {
                 "idempotency-key".parse().unwrap_or(header::ACCEPT),
                 "x-request-id".parse().unwrap_or(header::ACCEPT),
                 "x-oneflow-cache".parse().unwrap_or(header::ACCEPT),
+                header::IF_NONE_MATCH,
             ])
             .expose_headers([
                 "x-request-id".parse().unwrap_or(header::ETAG),
@@ -57,6 +58,8 @@ pub fn cors(config: &EdgeConfig) -> Option<CorsLayer> {
                 "x-oneflow-variant".parse().unwrap_or(header::ETAG),
                 "x-oneflow-cache".parse().unwrap_or(header::ETAG),
                 "x-oneflow-billing-id".parse().unwrap_or(header::ETAG),
+                header::ETAG,
+                header::CONTENT_LOCATION,
             ])
             .max_age(std::time::Duration::from_secs(600)),
     )
