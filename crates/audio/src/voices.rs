@@ -1,10 +1,10 @@
 //! Which provider voice speaks for each OpenAI voice name. Clients ask for `alloy` or `onyx`;
-//! Google and Polly have their own catalogues, so the gateway keeps one table, with defaults
-//! chosen to match each OpenAI voice's register (gender, pitch, accent) and a config file able
-//! to override any entry:
+//! Google and Polly have their own catalogues, so the router keeps one table, with defaults
+//! chosen to match each OpenAI voice's register (gender, pitch, accent), and its `router.toml`
+//! can override any entry in a `[voices]` table (`RouterConfig::voices`):
 //!
 //! ```toml
-//! [audio.voices.alloy]
+//! [voices.alloy]
 //! google = { name = "en-US-Neural2-F", language_code = "en-US" }
 //! polly = { voice_id = "Joanna", engine = "neural" }
 //! ```

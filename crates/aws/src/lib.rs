@@ -121,6 +121,8 @@ pub mod eventstream;
 pub mod polly;
 pub mod transcribe;
 
+pub use upstream::is_credential_failure;
+
 use bytes::Bytes;
 use http::header::HeaderMap;
 

@@ -57,7 +57,7 @@ fn message_of(json: &Value) -> Option<String> {
 
 /// Errors caused by OneFlow's own AWS credentials or signature. The client did nothing wrong,
 /// and AWS's message may quote the canonical request, session token included.
-pub(crate) fn is_credential_failure(error_type: &str) -> bool {
+pub fn is_credential_failure(error_type: &str) -> bool {
     matches!(
         error_type,
         "UnrecognizedClientException"

@@ -76,7 +76,7 @@ pub async fn speech(
         ..Usage::default()
     };
     let cache = state.audio_cache.clone().filter(|_| !skips_cache(&headers));
-    let key = cache.as_ref().map(|_| AudioCache::key(&request));
+    let key = cache.as_ref().map(|c| c.key(&request));
     let window = authorize(&state, &principal, &billing_id, &model, Operation::Speech, worst).await?;
     let outcome: Result<Response, ApiError> = async move {
         let mut pending = Pending::new(
@@ -265,7 +265,7 @@ pub async fn file(
     if !audio_cache::is_key(&key) {
         return Err(file_not_found());
     }
-    if audio_cache::none_match(headers.get(header::IF_NONE_MATCH), &format!("\"{key}\"")) {
+    if audio_cache::none_match(headers.get(header::IF_NONE_MATCH), &format!("\"{key}\"")) && cache.exists(&key).await {
         // Validators only: the client's copy is current.
         let mut out = Response::new(Body::empty());
         *out.status_mut() = StatusCode::NOT_MODIFIED;

@@ -50,8 +50,15 @@ pub struct AudioCacheConfig {
     /// `s3://bucket/prefix`, `gs://bucket/prefix` or `memory://`.
     pub store: String,
     /// Extra `object_store` options for S3 or GCS (`region`, `endpoint`,
-    /// `allow_http`, …); credentials come from the environment, not here.
+    /// `allow_http`, …). Credentials belong in the environment (`AWS_*`,
+    /// `GOOGLE_SERVICE_ACCOUNT*`); values of keys that look like
+    /// credentials are printed redacted by `check-config` all the same.
+    #[serde(serialize_with = "redact_options")]
     pub options: BTreeMap<String, String>,
+    /// Part of every entry's address: change it to start from an empty cache,
+    /// e.g. after remapping voices or moving a model to another provider
+    /// (entries are addressed by the request, not by who synthesised it).
+    pub namespace: String,
     /// `Cache-Control` on cached audio and `GET /v1/audio/files/…`. Entries
     /// never change, so the default lets a client keep them for a year; it is
     /// `private` because the files need a key. A CDN that should cache them
@@ -71,8 +78,22 @@ impl Default for AudioCacheConfig {
             cache_control: "private, max-age=31536000, immutable".to_owned(),
             hit_billing: HitBilling::Free,
             max_object_bytes: 32 * 1024 * 1024,
+            namespace: String::new(),
         }
     }
+}
+
+fn redact_options<S: serde::Serializer>(options: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut map = s.serialize_map(Some(options.len()))?;
+    for (k, v) in options {
+        let lower = k.to_ascii_lowercase();
+        let secret = ["secret", "key", "token", "password", "credential"]
+            .iter()
+            .any(|w| lower.contains(w));
+        map.serialize_entry(k, if secret { "[redacted]" } else { v.as_str() })?;
+    }
+    map.end()
 }
 
 /// The store could not be opened.
@@ -91,8 +112,9 @@ pub enum AudioCacheError {
 #[derive(Serialize)]
 struct Canonical<'a> {
     v: u8,
+    namespace: &'a str,
     model: &'a str,
-    voice: &'a oneflow_audio::Voice,
+    voice: &'a str,
     format: &'a str,
     speed: f32,
     instructions: &'a str,
@@ -104,6 +126,7 @@ struct Canonical<'a> {
 pub struct AudioCache {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
+    namespace: String,
     cache_control: http::HeaderValue,
     hit_billing: HitBilling,
     max_object_bytes: usize,
@@ -170,6 +193,7 @@ impl AudioCache {
         Ok(Some(Self {
             store,
             prefix,
+            namespace: config.namespace.clone(),
             cache_control,
             hit_billing: config.hit_billing,
             max_object_bytes: config.max_object_bytes,
@@ -177,12 +201,18 @@ impl AudioCache {
     }
 
     /// The address of `request`'s audio: hex SHA-256 of its canonical form.
-    /// `stream_format` is left out (it is always `audio` here).
-    pub fn key(request: &oneflow_audio::SpeechRequest) -> String {
+    /// `stream_format` is left out (it is always `audio` here); voice names
+    /// are compared without case, as the voice table does.
+    pub fn key(&self, request: &oneflow_audio::SpeechRequest) -> String {
+        let voice = match &request.voice {
+            oneflow_audio::Voice::Named(name) => name.to_ascii_lowercase(),
+            oneflow_audio::Voice::Custom { id } => format!("id:{id}"),
+        };
         let canonical = Canonical {
             v: 1,
+            namespace: &self.namespace,
             model: &request.model,
-            voice: &request.voice,
+            voice: &voice,
             format: request.response_format.as_deref().unwrap_or("mp3"),
             speed: request.speed.unwrap_or(1.0),
             instructions: request.instructions.as_deref().unwrap_or(""),
@@ -201,6 +231,11 @@ impl AudioCache {
     /// `Cache-Control` for stored audio.
     pub fn cache_control(&self) -> &http::HeaderValue {
         &self.cache_control
+    }
+
+    /// Whether an entry exists at `key` (a failed store reads as absent).
+    pub async fn exists(&self, key: &str) -> bool {
+        is_key(key) && self.store.head(&self.path(key)).await.is_ok()
     }
 
     /// How hits are billed.
@@ -291,15 +326,30 @@ mod tests {
         serde_json::from_value(json).expect("request")
     }
 
+    fn memory(namespace: &str) -> AudioCache {
+        let config = AudioCacheConfig {
+            store: "memory://".to_owned(),
+            namespace: namespace.to_owned(),
+            ..AudioCacheConfig::default()
+        };
+        AudioCache::open(&config).expect("open").expect("enabled")
+    }
+
     #[test]
     fn key_changes_with_every_input_that_changes_the_audio() {
+        let cache = memory("");
         let base = serde_json::json!({"model": "tts-1", "input": "Hello", "voice": "alloy"});
-        let k = AudioCache::key(&request(base.clone()));
+        let k = cache.key(&request(base.clone()));
         assert!(is_key(&k));
-        // Defaults spelled out give the same key.
-        let explicit = serde_json::json!({"model": "tts-1", "input": "Hello", "voice": "alloy",
+        // Defaults spelled out, and the voice in another case, give the same key.
+        let explicit = serde_json::json!({"model": "tts-1", "input": "Hello", "voice": "Alloy",
             "response_format": "mp3", "speed": 1.0});
-        assert_eq!(AudioCache::key(&request(explicit)), k);
+        assert_eq!(cache.key(&request(explicit)), k);
+        // Another namespace is another cache.
+        assert_ne!(memory("after-voice-remap").key(&request(base.clone())), k);
+        // A custom voice never collides with a named one.
+        let custom = serde_json::json!({"model": "tts-1", "input": "Hello", "voice": {"id": "alloy"}});
+        assert_ne!(cache.key(&request(custom)), k);
         for (field, value) in [
             ("model", serde_json::json!("tts-1-hd")),
             ("input", serde_json::json!("Hello!")),
@@ -310,7 +360,7 @@ mod tests {
         ] {
             let mut changed = base.clone();
             changed[field] = value;
-            assert_ne!(AudioCache::key(&request(changed)), k, "{field} must change the key");
+            assert_ne!(cache.key(&request(changed)), k, "{field} must change the key");
         }
     }
 
@@ -343,7 +393,9 @@ mod tests {
         let cache = AudioCache::open(&config).expect("open").expect("enabled");
         let key = "ab".repeat(32);
         assert_eq!(cache.get(&key).await, None);
+        assert!(!cache.exists(&key).await);
         cache.put(&key, Bytes::from_static(b"first")).await;
+        assert!(cache.exists(&key).await);
         cache.put(&key, Bytes::from_static(b"second")).await;
         assert_eq!(cache.get(&key).await.as_deref(), Some(&b"first"[..]));
         // A second handle on the same directory sees it (another replica, a restart).
@@ -388,6 +440,25 @@ mod tests {
             ..s3
         };
         assert!(AudioCache::open(&bad_option).is_err());
+    }
+
+    #[test]
+    fn credentials_in_options_are_printed_redacted() {
+        let config = AudioCacheConfig {
+            store: "s3://b/p".to_owned(),
+            options: BTreeMap::from([
+                ("region".to_owned(), "eu-west-1".to_owned()),
+                ("secret_access_key".to_owned(), "do-not-print".to_owned()),
+                ("aws_session_token".to_owned(), "nor-this".to_owned()),
+            ]),
+            ..AudioCacheConfig::default()
+        };
+        let printed = serde_json::to_string(&config).expect("json");
+        assert!(printed.contains("eu-west-1"), "{printed}");
+        assert!(
+            !printed.contains("do-not-print") && !printed.contains("nor-this"),
+            "{printed}"
+        );
     }
 
     #[test]

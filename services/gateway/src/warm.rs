@@ -34,9 +34,10 @@ pub struct WarmArgs {
     /// `response_format` for phrases that name none.
     #[arg(long, default_value = "mp3")]
     pub format: String,
-    /// The gateway's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// The gateway's base URL (default `http://127.0.0.1:8080`; `oneflow
+    /// warm-cache`: the one-process address).
+    #[arg(long)]
+    pub url: Option<String>,
     /// API key (with the `inference` scope); or `--key-file`.
     #[arg(long, env = "ONEFLOW_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
@@ -109,7 +110,8 @@ pub async fn run(args: WarmArgs) -> anyhow::Result<WarmSummary> {
         .map_err(|e| anyhow::anyhow!("cannot read --file {}: {e}", args.file.display()))?;
     let list = phrases(&text, &args).map_err(anyhow::Error::msg)?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
-    let endpoint = format!("{}/v1/audio/speech", args.url.trim_end_matches('/'));
+    let base = args.url.as_deref().unwrap_or("http://127.0.0.1:8080");
+    let endpoint = format!("{}/v1/audio/speech", base.trim_end_matches('/'));
     let mut summary = WarmSummary {
         phrases: list.len(),
         ..WarmSummary::default()
@@ -174,7 +176,7 @@ mod tests {
             model: "tts-1".into(),
             voice: "alloy".into(),
             format: "mp3".into(),
-            url: String::new(),
+            url: None,
             key: None,
             key_file: None,
             concurrency: 1,

@@ -37,8 +37,8 @@ async fn main() -> anyhow::Result<()> {
             if args.key.is_none() && args.key_file.is_none() {
                 args.key_file = Some(config.data_dir.join("admin.key"));
             }
-            if args.url == "http://127.0.0.1:8080" {
-                args.url = format!("http://{}", config.server.listen);
+            if args.url.is_none() {
+                args.url = Some(format!("http://{}", config.server.listen));
             }
             let summary = oneflow_gateway::warm_cache(args).await?;
             emit(&serde_json::to_string_pretty(&summary)?);

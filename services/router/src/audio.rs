@@ -265,6 +265,7 @@ pub fn prepare(
             kind_name(kind),
             match op {
                 Op::Speech => "speech",
+                Op::Transcription { translate: true } => "translations",
                 _ => "transcriptions",
             }
         ))),

@@ -311,11 +311,19 @@ pub async fn error(dep: &Deployment, resp: reqwest::Response) -> UpstreamError {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = resp.bytes().await.unwrap_or_default();
-    let aws_answer = |(status, code, message): (u16, String, String)| UpstreamError::Status {
-        status,
-        message,
-        code: Some(code),
-        retry_after,
+    let aws_answer = |(status, code, message): (u16, String, String)| {
+        if oneflow_aws::is_credential_failure(&code) {
+            // OneFlow's own AWS credentials: not retried here, the next
+            // deployment may have working ones.
+            UpstreamError::Config(message)
+        } else {
+            UpstreamError::Status {
+                status,
+                message,
+                code: Some(code),
+                retry_after,
+            }
+        }
     };
     match dep.provider.kind {
         ProviderKind::Google => {

@@ -323,6 +323,16 @@ async fn google_polly_and_transcribe_with_fallback_cache_and_billing() {
     assert_eq!(resp.status(), 401, "files need a key");
     let resp = api.get(&format!("/v1/audio/files/{}", "0".repeat(64))).await;
     assert_eq!(resp.status(), 404);
+    // No 304 for what is not stored, whatever the client holds.
+    let resp = api
+        .http
+        .get(format!("{}/v1/audio/files/{}", api.base, "0".repeat(64)))
+        .bearer_auth(&key)
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "audio_file_not_found");
     // Skipping the cache calls the provider again; the token is reused.
