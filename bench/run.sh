@@ -67,11 +67,12 @@ wait_http "http://127.0.0.1:$MOCK_PORT/healthz"; wait_http "http://127.0.0.1:$SL
 GW_PORT=$(free_port)
 declare -A SERVICE_PIDS
 if [ "$STACK" = one-process ]; then
-  # The one-process mode routes its own mock-gpt to its embedded mock, and
-  # gpt-4o-mini (OPENAI_* below) to the slow mock.
+  # The one-process mode sends its mock models to the instant mock on CPU 1
+  # (mock_base_url; its embedded mock idles) and gpt-4o-mini (OPENAI_* below)
+  # to the slow mock, so only OneFlow's own work is on CPU 0.
   (ONEFLOW__TELEMETRY__LOG_LEVEL=warn OPENAI_API_KEY=bench OPENAI_BASE_URL="http://127.0.0.1:$SLOW_PORT/v1" \
     pin 0 target/release/oneflow --listen "127.0.0.1:$GW_PORT" \
-    --set "data_dir=$DATA" --set admin_credits=100000000 \
+    --set "data_dir=$DATA" --set admin_credits=100000000 --set "mock_base_url=http://127.0.0.1:$MOCK_PORT" \
     --set limits.key_requests_per_minute=1000000000 --set limits.key_requests_per_hour=1000000000 \
     >"$DATA/oneflow.log" 2>&1) &
   SERVICE_PIDS[oneflow]=$!; PIDS+=("$!")

@@ -6,7 +6,6 @@
 //! `GOOGLE_CLOUD_API_KEY` for Google Cloud speech). `*_BASE_URL` variables
 //! point a provider elsewhere (a proxy, or the mock in tests). Prices are list
 //! prices per 1M tokens in USD.
-use std::net::SocketAddr;
 
 use oneflow_billing::{ModelPrice, PricingConfig};
 use oneflow_router::{
@@ -355,7 +354,7 @@ fn add(router: &mut RouterConfig, pricing: &mut PricingConfig, provider: &str, e
 }
 
 /// Router config and prices for the embedded mode.
-pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig, PricingConfig) {
+pub(crate) fn embedded(mock: &str, server: ServerConfig) -> (RouterConfig, PricingConfig) {
     let mut router = RouterConfig {
         server,
         ..RouterConfig::default()
@@ -364,7 +363,7 @@ pub(crate) fn embedded(mock: SocketAddr, server: ServerConfig) -> (RouterConfig,
     router.providers.push(ProviderConfig {
         name: "mock".to_owned(),
         kind: ProviderKind::OpenaiCompatible,
-        base_url: format!("http://{mock}/v1"),
+        base_url: format!("{mock}/v1"),
         api_key_env: None,
         api_key_file: None,
         api_version: None,

@@ -32,6 +32,10 @@ pub struct OneflowConfig {
     pub limits: oneflow_billing::LimitsConfig,
     /// The built-in mock provider.
     pub mock: MockConfig,
+    /// Send the mock models to this mock provider (`http://host:port`)
+    /// instead of the built-in one, which then idles. The benchmark uses it
+    /// to run the mock on another core than OneFlow.
+    pub mock_base_url: Option<String>,
     /// The speech cache: `store` empty keeps it in `{data_dir}/audio-cache`,
     /// `off` turns it off, anything else is used as the gateway's
     /// `[audio_cache] store` (`s3://…`, `gs://…`, a directory).
@@ -49,6 +53,7 @@ impl Default for OneflowConfig {
             admin_credits: 1000,
             limits: oneflow_billing::LimitsConfig::default(),
             mock: MockConfig::default(),
+            mock_base_url: None,
             audio_cache: oneflow_gateway::AudioCacheConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
@@ -116,7 +121,11 @@ pub async fn start(
         ..oneflow_auth::AuthConfig::default()
     })
     .await?;
-    let (mut router_config, pricing) = catalog::embedded(mock_addr, internal(grace));
+    let mock_url = config
+        .mock_base_url
+        .as_deref()
+        .map_or_else(|| format!("http://{mock_addr}"), |u| u.trim_end_matches('/').to_owned());
+    let (mut router_config, pricing) = catalog::embedded(&mock_url, internal(grace));
     let billing = oneflow_billing::App::build(oneflow_billing::BillingConfig {
         server: internal(grace),
         database: sqlite(&data, "billing.db"),
