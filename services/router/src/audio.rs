@@ -219,12 +219,7 @@ pub fn prepare(
             let call = oneflow_aws::polly::speech_request(&target, &request, &p.voices, &a.credentials, now)
                 .map_err(dialect::aws_error)?;
             let reply = call.prefix.map_or(Reply::Raw, Reply::Prefixed);
-            let prepared = Prepared {
-                url: call.prepared.url,
-                headers: call.prepared.headers,
-                body: call.prepared.body,
-            };
-            Ok((prepared, reply))
+            Ok((call.prepared.into(), reply))
         }
         (ProviderKind::Transcribe, Payload::Upload(u)) => {
             let request = transcription_request(u, op, &dep.upstream_model)?;
@@ -247,13 +242,8 @@ pub fn prepare(
             )
             .map_err(dialect::aws_error)?;
             let decoder = Box::new(call.decoder());
-            let prepared = Prepared {
-                url: call.prepared.url,
-                headers: call.prepared.headers,
-                body: call.prepared.body,
-            };
             Ok((
-                prepared,
+                call.prepared.into(),
                 Reply::Transcribe {
                     decoder,
                     request: Box::new(request),

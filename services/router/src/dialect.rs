@@ -160,6 +160,16 @@ pub struct Prepared {
     pub body: Bytes,
 }
 
+impl From<oneflow_aws::Prepared> for Prepared {
+    fn from(p: oneflow_aws::Prepared) -> Self {
+        Prepared {
+            url: p.url,
+            headers: p.headers,
+            body: p.body,
+        }
+    }
+}
+
 /// Identity given to answers of translated families (the OpenAI dialect keeps
 /// the upstream's own).
 #[derive(Debug, Clone)]
@@ -286,11 +296,7 @@ pub fn prepare(
     let t = bedrock_target(dep, &aws.region, default_max_tokens);
     let p =
         oneflow_aws::bedrock::chat_request(&t, body, stream, &aws.credentials, SystemTime::now()).map_err(aws_error)?;
-    Ok(Prepared {
-        url: p.url,
-        headers: p.headers,
-        body: p.body,
-    })
+    Ok(p.into())
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
